@@ -1,0 +1,168 @@
+"""Loads and checks config/default_config.yaml.
+
+Every error names the file and the key, so a typo is found in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.core.exceptions import ValidationError
+
+from generation.params import validate_params
+
+
+class ConfigError(ValueError):
+    def __init__(self, path: Path | str, key: str, problem: str) -> None:
+        super().__init__(f"{path}: {key}: {problem}")
+        self.path = str(path)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    max_failure_rate: float = 0.10
+    max_generation_seconds_ratio: float = 1.5
+    max_issue_rate_increase: float = 0.25
+
+
+@dataclass(frozen=True)
+class ImprovementCriteria:
+    target_rating: float = 4.0
+    min_effect: float = 0.25
+    alpha: float = 0.05
+    min_ratings_per_arm: int = 20
+    canary_share: float = 0.2
+    guardrails: Guardrails = field(default_factory=Guardrails)
+
+
+@dataclass(frozen=True)
+class FeedbackSettings:
+    min_feedback_for_analysis: int = 3
+    analysis_frequency_minutes: int = 60
+    require_approval: bool = False
+    target_reviews_per_generation: int = 3
+    improvement_criteria: ImprovementCriteria = field(default_factory=ImprovementCriteria)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    path: str
+    backend: str
+    params: dict[str, Any]
+    feedback: FeedbackSettings
+    output_dir: Path
+    media_root: Path
+
+
+def _section(path: Path, data: Any, key: str) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, key, f"must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _number(path: Path, key: str, value: Any, *, kind: type, low: float, high: float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(path, key, f"must be a number in [{low}, {high}], got {value!r}")
+    if kind is int and not float(value).is_integer():
+        raise ConfigError(path, key, f"must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(path, key, f"must be in [{low}, {high}], got {value!r}")
+    return kind(value)
+
+
+def _fill(path: Path, prefix: str, cls: type, data: dict[str, Any], bounds: dict) -> Any:
+    known = {f for f in cls.__dataclass_fields__}
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                path, f"{prefix}.{key}", f"unknown key; allowed: {', '.join(sorted(known))}"
+            )
+    values = {}
+    for key, value in data.items():
+        if key in bounds:
+            kind, low, high = bounds[key]
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise ConfigError(path, f"{prefix}.{key}", f"must be true or false, got {value!r}")
+                values[key] = value
+            else:
+                values[key] = _number(path, f"{prefix}.{key}", value, kind=kind, low=low, high=high)
+    return values
+
+
+def load_config(path: str | Path) -> LoopConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, "(file)", "no such file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, "(yaml)", f"not valid YAML: {exc}".replace("\n", " ")) from exc
+    root = _section(path, data, "(root)")
+    allowed_top = {"generator", "feedback", "storage"}
+    for key in root:
+        if key not in allowed_top:
+            raise ConfigError(path, key, f"unknown key; allowed: {', '.join(sorted(allowed_top))}")
+
+    generator = _section(path, root.get("generator"), "generator")
+    backend = generator.get("backend", "builtin")
+    if backend != "builtin":
+        raise ConfigError(path, "generator.backend", f"only 'builtin' runs in-process, got {backend!r}")
+    raw_params = _section(path, generator.get("params"), "generator.params")
+    try:
+        params = validate_params(raw_params)
+    except ValidationError as exc:
+        key, messages = next(iter(exc.message_dict.items()))
+        raise ConfigError(path, f"generator.params.{key}", "; ".join(messages)) from exc
+
+    feedback = _section(path, root.get("feedback"), "feedback")
+    criteria = _section(path, feedback.pop("improvement_criteria", None), "feedback.improvement_criteria")
+    guard = _section(path, criteria.pop("guardrails", None), "feedback.improvement_criteria.guardrails")
+    guardrails = Guardrails(
+        **_fill(path, "feedback.improvement_criteria.guardrails", Guardrails, guard, {
+            "max_failure_rate": (float, 0.0, 1.0),
+            "max_generation_seconds_ratio": (float, 1.0, 100.0),
+            "max_issue_rate_increase": (float, 0.0, 10.0),
+        })
+    )
+    improvement = ImprovementCriteria(
+        guardrails=guardrails,
+        **_fill(path, "feedback.improvement_criteria", ImprovementCriteria, criteria, {
+            "target_rating": (float, 1.0, 5.0),
+            "min_effect": (float, 0.0, 4.0),
+            "alpha": (float, 0.0001, 0.5),
+            "min_ratings_per_arm": (int, 1, 1_000_000),
+            "canary_share": (float, 0.01, 0.99),
+        }),
+    )
+    feedback_settings = FeedbackSettings(
+        improvement_criteria=improvement,
+        **_fill(path, "feedback", FeedbackSettings, feedback, {
+            "min_feedback_for_analysis": (int, 1, 1_000_000),
+            "analysis_frequency_minutes": (int, 1, 60 * 24 * 30),
+            "require_approval": (bool, 0, 0),
+            "target_reviews_per_generation": (int, 1, 100),
+        }),
+    )
+
+    storage = _section(path, root.get("storage"), "storage")
+    for key in storage:
+        if key not in {"output_dir", "media_root"}:
+            raise ConfigError(path, f"storage.{key}", "unknown key; allowed: media_root, output_dir")
+        if not isinstance(storage[key], str) or not storage[key].strip():
+            raise ConfigError(path, f"storage.{key}", f"must be a non-empty path, got {storage[key]!r}")
+    base = path.resolve().parent.parent if path.resolve().parent.name == "config" else Path.cwd()
+    return LoopConfig(
+        path=str(path),
+        backend=backend,
+        params=params,
+        feedback=feedback_settings,
+        output_dir=base / storage.get("output_dir", "output"),
+        media_root=base / storage.get("media_root", "media"),
+    )

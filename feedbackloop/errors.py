@@ -1,0 +1,27 @@
+"""Domain errors shared by the apps' services.
+
+Services raise these; the boundaries (views, API, facade, CLI) map them to a message or an
+HTTP status in one place.
+"""
+
+
+class DomainError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class InvalidInput(DomainError, ValueError):
+    code = "invalid"
+
+
+class NotFound(DomainError, LookupError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    code = "conflict"

@@ -1,0 +1,80 @@
+"""Run web, Celery worker and Celery beat together; Ctrl-C stops all three.
+
+The embedded default for one machine. In production run the three as separate services
+(see the README) and as many workers as the load needs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Start the web server, a Celery worker and Celery beat; stop them all on Ctrl-C."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--addr", default=os.environ.get("RUN_ADDR", "127.0.0.1:8000"))
+        parser.add_argument("--concurrency", default=os.environ.get("CELERY_CONCURRENCY", "2"))
+
+    def handle(self, *args, **options) -> None:
+        python = sys.executable
+        beat_schedule = os.path.join(os.environ.get("FEEDBACKLOOP_VAR_DIR", "var"), "celerybeat.pid")
+        commands = {
+            "web": [python, "manage.py", "runserver", options["addr"], "--noreload"],
+            "worker": [
+                python, "-m", "celery", "-A", "feedbackloop", "worker", "--loglevel=INFO",
+                "-Q", ",".join(settings.CELERY_QUEUES_USED.values()), "--concurrency", options["concurrency"],
+                "-n", "embedded@%h",
+            ],
+            "beat": [
+                python, "-m", "celery", "-A", "feedbackloop", "beat", "--loglevel=INFO",
+                "--pidfile", beat_schedule,
+            ],
+        }
+        if os.path.exists(beat_schedule):
+            os.unlink(beat_schedule)  # a stale pid file from a killed run would stop beat
+        children: dict[str, subprocess.Popen] = {}
+        stopping = False
+
+        def stop(*_: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        for name, cmd in commands.items():
+            # Own process groups: the terminal's Ctrl-C reaches us, and we stop them in order.
+            children[name] = subprocess.Popen(cmd, start_new_session=True)
+            self.stdout.write(f"started {name} (pid {children[name].pid})")
+        self.stdout.write(self.style.SUCCESS(f"site on http://{options['addr']}/  — Ctrl-C stops all"))
+        exit_code = 0
+        try:
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with {child.returncode}; stopping the rest")
+                        exit_code = 1
+                        stopping = True
+                        break
+                time.sleep(0.5)
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    os.killpg(child.pid, signal.SIGTERM)
+            deadline = time.time() + 20
+            for name, child in children.items():
+                try:
+                    child.wait(timeout=max(deadline - time.time(), 0.1))
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+                    child.wait()
+            self.stdout.write("stopped web, worker and beat")
+        if exit_code:
+            sys.exit(exit_code)

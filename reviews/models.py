@@ -1,0 +1,165 @@
+"""Human feedback: ratings on dimensions, timestamped issue reports, blind comparisons."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from generation.models import Generation
+
+
+class RatingDimension(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    label = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+    order = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order", "slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Review(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="reviews")
+    comments = models.TextField(blank=True)
+    seconds_spent = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reviewer", "generation"], name="one_review_per_reviewer_and_generation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"review of {self.generation_id} by {self.reviewer_id}"
+
+
+class Rating(models.Model):
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="ratings")
+    dimension = models.ForeignKey(
+        RatingDimension, on_delete=models.PROTECT, related_name="ratings"
+    )
+    value = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["review_id", "dimension_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(value__gte=1) & Q(value__lte=5), name="rating_between_1_and_5"
+            ),
+            models.UniqueConstraint(
+                fields=["review", "dimension"], name="one_rating_per_review_and_dimension"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dimension_id}={self.value}"
+
+
+class IssueReport(models.Model):
+    class Category(models.TextChoices):
+        VISUAL_ARTIFACT = "visual_artifact", "visual artifact"
+        BLUR = "blur", "blur"
+        FLICKER = "flicker", "flicker"
+        TEXT_ERROR = "text_error", "text error"
+        FACTUAL_ERROR = "factual_error", "factual error"
+        CONTENT_MISMATCH = "content_mismatch", "content mismatch"
+        OTHER = "other", "other"
+
+    class Severity(models.IntegerChoices):
+        MINOR = 1, "minor"
+        MAJOR = 2, "major"
+        CRITICAL = 3, "critical"
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="issues")
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="issues")
+    category = models.CharField(max_length=32, choices=Category.choices)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.MINOR)
+    start_s = models.FloatField()
+    end_s = models.FloatField()
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["generation_id", "start_s", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(start_s__gte=0) & Q(end_s__gte=F("start_s")),
+                name="issue_range_is_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(severity__gte=1) & Q(severity__lte=3), name="issue_severity_1_to_3"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} {self.start_s:.2f}-{self.end_s:.2f}s"
+
+
+class Comparison(models.Model):
+    """A blind side-by-side judgement of two generations of the same prompt."""
+
+    class Winner(models.TextChoices):
+        LEFT = "left", "left"
+        RIGHT = "right", "right"
+        TIE = "tie", "tie"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="comparisons"
+    )
+    left = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="+")
+    right = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="+")
+    winner = models.CharField(max_length=8, choices=Winner.choices)
+    seconds_spent = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(left=F("right")), name="compare_two_generations"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.left_id} vs {self.right_id}: {self.winner}"
+
+    @property
+    def winning_generation_id(self) -> uuid.UUID | None:
+        if self.winner == self.Winner.TIE:
+            return None
+        return self.left_id if self.winner == self.Winner.LEFT else self.right_id
+
+
+class ComparisonDimensionWinner(models.Model):
+    """An optional per-dimension verdict of a comparison."""
+
+    comparison = models.ForeignKey(
+        Comparison, on_delete=models.CASCADE, related_name="dimension_winners"
+    )
+    dimension = models.ForeignKey(RatingDimension, on_delete=models.PROTECT, related_name="+")
+    winner = models.CharField(max_length=8, choices=Comparison.Winner.choices)
+
+    class Meta:
+        ordering = ["comparison_id", "dimension_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["comparison", "dimension"], name="one_verdict_per_dimension"
+            )
+        ]

@@ -1,0 +1,102 @@
+"""Shared fixtures.
+
+Tests that need a real service (PostgreSQL + Redis, or Chromium) call `require_*` helpers:
+without the service they skip with a reason, and in CI (CI=true) that skip is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.factories import UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def skip_or_fail(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"required in CI but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+def require_chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        skip_or_fail("Chromium is not installed (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        skip_or_fail("playwright is not installed")
+    return CHROMIUM
+
+
+def chromium_launch_args() -> dict:
+    return {
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    }
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery():
+    """Unit tests run tasks in-process; the pipeline test starts a real worker instead."""
+    from feedbackloop.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def small_params() -> dict:
+    """Parameters that render a tiny video quickly (the default would take seconds)."""
+    return {
+        "width": 192,
+        "height": 108,
+        "fps": 12,
+        "seconds_per_scene": 0.75,
+        "transition_seconds": 0.2,
+        "preset": "ultrafast",
+        "model_variant": "draft",
+    }
+
+
+@pytest.fixture
+def active_revision(db, small_params):
+    from generation.services import revision_ensure_active
+
+    return revision_ensure_active(params=small_params)
+
+
+@pytest.fixture
+def reviewer(db):
+    return UserFactory(username="rita")
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    """A folder under test-output/ named after the test, for screenshots and artefacts."""
+    path = Path("test-output") / request.node.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

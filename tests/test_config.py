@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from feedbackloop.config import ConfigError, load_config
+
+DEFAULT = Path(__file__).resolve().parent.parent / "config" / "default_config.yaml"
+
+
+def test_default_config_loads_with_the_design_settings():
+    config = load_config(DEFAULT)
+    assert config.params["model_variant"] == "standard"
+    assert config.feedback.min_feedback_for_analysis >= 1
+    assert config.feedback.analysis_frequency_minutes >= 1
+    assert config.feedback.require_approval is False
+    assert 0 < config.feedback.improvement_criteria.canary_share < 1
+    assert config.output_dir.name == "output"
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: \(file\): no such file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("generator: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: \(yaml\): not valid YAML"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("generator:\n  params:\n    crf: 99\n", "generator.params.crf"),
+        ("generator:\n  params:\n    colour: red\n", "generator.params.colour"),
+        ("feedback:\n  min_feedback_for_analysis: 0\n", "feedback.min_feedback_for_analysis"),
+        ("feedback:\n  require_approval: maybe\n", "feedback.require_approval"),
+        ("feedback:\n  improvement_criteria:\n    canary_share: 2\n", "feedback.improvement_criteria.canary_share"),
+        ("feedback:\n  analysis_frequency: 5\n", "feedback.analysis_frequency"),
+        ("storage:\n  output_dir: ''\n", "storage.output_dir"),
+    ],
+)
+def test_bad_value_names_the_file_and_the_key(tmp_path, text, key):
+    path = tmp_path / "conf.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert str(exc.value).startswith(f"{path}: {key}: ")

@@ -1,0 +1,82 @@
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from feedbackloop.errors import Conflict
+from generation.models import ConfigRevision, ImmutableRevisionError
+from generation.params import DEFAULT_PARAMS, validate_params
+from generation.services import revision_create, revision_ensure_active, revision_transition
+from tests.factories import RevisionFactory, UserFactory
+
+S = ConfigRevision.Status
+pytestmark = pytest.mark.django_db
+
+
+def test_revision_params_cannot_change_after_creation(active_revision):
+    active_revision.params = {**active_revision.params, "crf": 30}
+    with pytest.raises(ImmutableRevisionError):
+        active_revision.save()
+    with pytest.raises(ImmutableRevisionError):
+        ConfigRevision.objects.filter(pk=active_revision.pk).update(params={"crf": 1})
+    active_revision.refresh_from_db()
+    assert active_revision.params["crf"] == DEFAULT_PARAMS["crf"]
+
+
+def test_database_refuses_a_second_active_revision(active_revision):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RevisionFactory(status=S.ACTIVE)
+
+
+def test_unknown_param_is_a_validation_error_naming_the_key_and_allowed_keys():
+    with pytest.raises(ValidationError) as exc:
+        revision_create(params={"colour": "red"})
+    message = exc.value.message_dict["colour"][0]
+    assert "colour" in message and "model_variant" in message
+
+
+def test_out_of_range_param_names_key_and_allowed_values():
+    with pytest.raises(ValidationError) as exc:
+        validate_params({"crf": 99, "model_variant": "ultra"})
+    errors = exc.value.message_dict
+    assert "int in [0, 51]" in errors["crf"][0]
+    assert "draft, standard, hq" in errors["model_variant"][0]
+
+
+def test_odd_width_is_refused_for_yuv420p():
+    with pytest.raises(ValidationError, match="even"):
+        validate_params({"width": 641})
+
+
+def test_revision_numbers_are_monotonic(active_revision):
+    second = revision_create(params={"crf": 20}, parent=active_revision)
+    third = revision_create(params={"crf": 18}, parent=second)
+    assert active_revision.number < second.number < third.number
+
+
+def test_every_transition_is_recorded_with_actor_and_note(active_revision):
+    admin = UserFactory(username="ada")
+    proposal = revision_create(params={"crf": 20}, parent=active_revision, created_by=admin)
+    revision_transition(revision=proposal, to_status=S.APPROVED, actor=admin, note="looks good")
+    revision_transition(revision=proposal, to_status=S.ACTIVE, actor=admin, note="go")
+    steps = [(t.from_status, t.to_status, t.actor_id, t.note) for t in proposal.transitions.all()]
+    assert steps[0][:2] == ("", S.PROPOSED)
+    assert steps[1] == (S.PROPOSED, S.APPROVED, admin.pk, "looks good")
+    assert steps[2] == (S.APPROVED, S.ACTIVE, admin.pk, "go")
+    active_revision.refresh_from_db()
+    assert active_revision.status == S.RETIRED
+    assert active_revision.transitions.last().note == f"replaced by r{proposal.number}"
+    assert ConfigRevision.objects.filter(status=S.ACTIVE).count() == 1
+
+
+def test_transition_outside_the_lifecycle_is_refused(active_revision):
+    proposal = revision_create(params={"crf": 20}, parent=active_revision)
+    with pytest.raises(Conflict, match="cannot go from proposed to active"):
+        revision_transition(revision=proposal, to_status=S.ACTIVE)
+    assert proposal.transitions.count() == 1
+
+
+def test_ensure_active_creates_revision_one_only_once(small_params):
+    first = revision_ensure_active(params=small_params)
+    again = revision_ensure_active(params={"crf": 10})
+    assert first.pk == again.pk and first.number == 1
+    assert ConfigRevision.objects.count() == 1
