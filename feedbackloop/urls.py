@@ -10,4 +10,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/", include("feedbackloop.api_urls")),
+    path("", include("generation.urls")),
+    path("", include("reviews.urls")),
 ]
