@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from generation import views
 
 app_name = "generation"
-urlpatterns: list = []
+urlpatterns = [
+    path("videos/<uuid:generation_id>.mp4", views.video, name="video"),
+    path("posters/<uuid:generation_id>.jpg", views.poster, name="poster"),
+    path("generations/", views.generation_list, name="list"),
+    path("generations/progress.json", views.generation_progress, name="progress"),
+]

@@ -7,6 +7,7 @@ from reviews.models import (
     Rating,
     RatingDimension,
     Review,
+    ReviewDraft,
 )
 
 
@@ -57,3 +58,18 @@ class ComparisonAdmin(admin.ModelAdmin):
     list_display = ("left", "right", "winner", "reviewer", "created_at")
     list_filter = ("winner",)
     inlines = [DimensionWinnerInline]
+
+
+@admin.register(ReviewDraft)
+class ReviewDraftAdmin(admin.ModelAdmin):
+    """Drafts are the browser's autosave; staff may look, nobody edits them here."""
+
+    list_display = ("generation", "reviewer", "updated_at")
+    list_select_related = ("generation", "reviewer")
+    readonly_fields = ("reviewer", "generation", "data", "created_at", "updated_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

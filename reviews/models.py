@@ -163,3 +163,26 @@ class ComparisonDimensionWinner(models.Model):
                 fields=["comparison", "dimension"], name="one_verdict_per_dimension"
             )
         ]
+
+
+class ReviewDraft(models.Model):
+    """A review in progress, autosaved by the browser so that no work is lost."""
+
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_drafts"
+    )
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="review_drafts")
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reviewer", "generation"], name="one_draft_per_reviewer_and_generation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"draft of {self.generation_id} by {self.reviewer_id}"
