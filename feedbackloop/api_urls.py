@@ -1,5 +1,73 @@
 """The REST API, versioned under /api/v1/, and its schema and docs."""
 
-from django.urls import path  # noqa: F401
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-urlpatterns: list = []
+from feedbackloop.api_errors import api_not_found
+from generation import apis as generation_apis
+from improvements import apis as improvement_apis
+from reviews import apis as review_apis
+
+# Ids are matched as plain strings so that a malformed id is a JSON 404 from the view, not
+# Django's HTML page.
+v1 = [
+    path("config/", generation_apis.ConfigApi.as_view(), name="config"),
+    path("jobs/claim/", generation_apis.JobClaimApi.as_view(), name="job-claim"),
+    path(
+        "jobs/<str:generation_id>/heartbeat/",
+        generation_apis.JobHeartbeatApi.as_view(),
+        name="job-heartbeat",
+    ),
+    path(
+        "jobs/<str:generation_id>/complete/",
+        generation_apis.JobCompleteApi.as_view(),
+        name="job-complete",
+    ),
+    path("jobs/<str:generation_id>/fail/", generation_apis.JobFailApi.as_view(), name="job-fail"),
+    path("generations/", generation_apis.GenerationsApi.as_view(), name="generations"),
+    path(
+        "generations/<str:generation_id>/",
+        generation_apis.GenerationDetailApi.as_view(),
+        name="generation-detail",
+    ),
+    path(
+        "generations/<str:generation_id>/metrics/",
+        generation_apis.GenerationMetricsApi.as_view(),
+        name="generation-metrics",
+    ),
+    path(
+        "generations/<str:generation_id>/feedback/",
+        review_apis.FeedbackCreateApi.as_view(),
+        name="generation-feedback",
+    ),
+    path("feedback/summary/", review_apis.FeedbackSummaryApi.as_view(), name="feedback-summary"),
+    path("improvements/", improvement_apis.ImprovementLogApi.as_view(), name="improvements"),
+    path(
+        "revisions/<str:number>/approve/",
+        improvement_apis.RevisionApproveApi.as_view(),
+        name="revision-approve",
+    ),
+    path(
+        "revisions/<str:number>/reject/",
+        improvement_apis.RevisionRejectApi.as_view(),
+        name="revision-reject",
+    ),
+    path(
+        "revisions/<str:number>/rollback/",
+        improvement_apis.RevisionRollbackApi.as_view(),
+        name="revision-rollback",
+    ),
+    path(
+        "experiments/current/",
+        improvement_apis.ExperimentCurrentApi.as_view(),
+        name="experiment-current",
+    ),
+]
+
+app_name = "api"
+urlpatterns = [
+    path("v1/", include((v1, "v1"))),
+    path("schema/", SpectacularAPIView.as_view(schema=None), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    re_path(r"^.*$", api_not_found),
+]

@@ -128,13 +128,14 @@ if REDIS_URL:
 else:
     # A broker that needs no server: kombu's filesystem transport, messages as files in var/.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -173,12 +174,18 @@ MAX_PROMPT_LENGTH = 2000
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The token class comes first so that a request without credentials gets 401 with a
+    # WWW-Authenticate header rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "generation.authentication.WorkerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Worker tokens open only the views that allow the worker role explicitly.
+    "DEFAULT_PERMISSION_CLASSES": ["generation.authentication.IsSignedInPerson"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": ["generation.authentication.PerCallerThrottle"],
+    "EXCEPTION_HANDLER": "feedbackloop.api_errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "feedbackloop API",
@@ -195,3 +202,38 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- worker API ---------------------------------------------------------------------------
+# Uploads past this size are refused with 413 (checked on Content-Length, then on the file).
+API_MAX_UPLOAD_BYTES = env.int("API_MAX_UPLOAD_BYTES", default=500 * 1024 * 1024)
+# JSON request bodies past this size are refused with 413.
+API_MAX_JSON_BYTES = env.int("API_MAX_JSON_BYTES", default=1024 * 1024)
+# A claimed job's lease lasts this long unless the worker asks for another length (up to the
+# maximum); heartbeats extend it. After API_JOB_MAX_ATTEMPTS expired leases a job fails.
+API_JOB_LEASE_SECONDS = env.int("API_JOB_LEASE_SECONDS", default=120)
+API_JOB_LEASE_MAX_SECONDS = env.int("API_JOB_LEASE_MAX_SECONDS", default=3600)
+API_JOB_MAX_ATTEMPTS = env.int("API_JOB_MAX_ATTEMPTS", default=3)
+# Requests per caller: per worker token, per signed-in user, per IP for anonymous requests.
+# Counters live in Django's cache; the default LocMem cache counts per process, so with
+# several web processes give them a shared cache (e.g. Redis) for an exact limit.
+API_THROTTLE_RATES = {
+    "worker": env("API_THROTTLE_WORKER", default="600/min"),
+    "user": env("API_THROTTLE_USER", default="300/min"),
+    "anon": env("API_THROTTLE_ANON", default="60/min"),
+}
+# Multipart uploads of any size stream to temporary files; only form fields count against
+# Django's in-memory limit (a larger field is a JSON 413, not a crash).
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+SPECTACULAR_SETTINGS.update(
+    {
+        "DESCRIPTION": "Configuration, leased jobs, uploads, metrics and feedback for "
+        "generator workers and reviewers. See docs/api.md.",
+        "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+        "COMPONENT_SPLIT_REQUEST": True,
+        "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+        "SERVE_AUTHENTICATION": [],
+    }
+)
+# A worker token opens the API only: a request carrying one anywhere else is refused (403).
+MIDDLEWARE = [*MIDDLEWARE, "generation.authentication.TokenOnlyForApiMiddleware"]

@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/", include("feedbackloop.api_urls")),
     path("", include("generation.urls")),
     path("", include("reviews.urls")),
+    path("", include("improvements.urls")),
 ]

@@ -9,13 +9,14 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from feedbackloop.errors import DomainError
-from generation import services
+from generation import selectors, services
 from generation.models import (
     ConfigRevision,
     Generation,
     MetricsRun,
     MetricValue,
     RevisionTransition,
+    WorkerToken,
 )
 
 
@@ -150,13 +151,38 @@ class MetricInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class GenerationQueueForm(forms.ModelForm):
+    """Queue a generation: rendered on the server (builtin) or a job for remote workers."""
+
+    backend = forms.ChoiceField(
+        choices=[("remote", "remote: a job for API workers"), ("builtin", "builtin renderer")],
+        initial="remote",
+    )
+
+    class Meta:
+        model = Generation
+        fields = ("prompt", "backend")
+
+    def clean_prompt(self) -> str:
+        try:
+            return services.validate_prompt(self.cleaned_data.get("prompt"))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+    def clean(self) -> dict[str, Any]:
+        if selectors.revision_active() is None:
+            raise forms.ValidationError("there is no active configuration revision")
+        return super().clean()
+
+
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
-    list_display = ("id", "short_prompt", "status", "revision", "backend", "duration_s",
-                    "generation_seconds", "created_at")
+    list_display = ("id", "short_prompt", "status", "revision", "backend", "claimed_by",
+                    "lease_expires_at", "attempts", "duration_s", "generation_seconds",
+                    "created_at")
     list_filter = ("status", "backend", "revision")
     search_fields = ("prompt", "id")
-    list_select_related = ("revision",)
+    list_select_related = ("revision", "claimed_by")
     inlines = [MetricInline]
     readonly_fields = [f.name for f in Generation._meta.fields] + ["resources"]
 
@@ -171,8 +197,99 @@ class GenerationAdmin(admin.ModelAdmin):
         rss = (obj.peak_rss_bytes or 0) / 2**20
         return f"{obj.generation_seconds:.2f} s wall, {obj.cpu_seconds or 0:.2f} s CPU, {rss:.0f} MiB peak RSS"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = GenerationQueueForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):
+        return self.readonly_fields if obj is not None else ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None):
+        if obj is None:
+            return ("prompt", "backend")
+        return super().get_fields(request, obj)
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None):
+        return self.inlines if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Generation, form: Any, change: bool) -> None:
+        if change:
+            return  # generations are changed by their workflow, not by hand
+        created, _ = services.generation_request(
+            prompt=form.cleaned_data["prompt"],
+            backend=form.cleaned_data["backend"],
+            requested_by=request.user,
+        )
+        obj.pk = created.pk
+        obj.refresh_from_db()
+
+
+class WorkerTokenAddForm(forms.ModelForm):
+    class Meta:
+        model = WorkerToken
+        fields = ("name",)
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if selectors.worker_token_live_exists(name=name):
+            raise forms.ValidationError("this worker already has a live token; revoke it first")
+        return name
+
+
+@admin.register(WorkerToken)
+class WorkerTokenAdmin(admin.ModelAdmin):
+    """Tokens of remote workers. The key is shown once, in the message after adding one."""
+
+    form = WorkerTokenAddForm
+
+    list_display = ("name", "prefix", "created_by", "created_at", "last_used_at", "revoked")
+    list_filter = ("revoked",)
+    search_fields = ("name", "prefix")
+    actions = ["revoke"]
+    readonly_fields = (
+        "name",
+        "prefix",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked",
+        "revoked_at",
+    )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None):
+        return ("name",) if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: WorkerToken, form: Any, change: bool) -> None:
+        if change:
+            return
+        token, key = services.worker_token_create(
+            name=form.cleaned_data["name"], created_by=request.user
+        )
+        obj.pk = token.pk
+        obj.refresh_from_db()
+        self.message_user(
+            request,
+            format_html(
+                "Token for {}: <code>{}</code> — copy it now; it is not stored and will not be "
+                "shown again.",
+                token.name,
+                key,
+            ),
+            messages.WARNING,
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: jobs keep pointing at the token that claimed them
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for token in queryset.filter(revoked=False):
+            services.worker_token_revoke(token=token)
+            self.message_user(request, f"{token.name}: revoked.")
 
 
 @admin.register(MetricsRun)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -50,6 +51,9 @@ class ConfigRevision(models.Model):
     rationale = models.TextField(blank=True)
     evidence = models.JSONField(default=dict, blank=True)
     predicted_impact = models.JSONField(default=dict, blank=True)
+    rollout_share = models.FloatField(
+        null=True, blank=True, help_text="while a canary: the fraction of new generations it gets"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
@@ -64,6 +68,14 @@ class ConfigRevision(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["status"], condition=Q(status="active"), name="one_active_revision"
+            ),
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="canary"), name="one_canary_revision"
+            ),
+            models.CheckConstraint(
+                condition=Q(rollout_share__isnull=True)
+                | (Q(rollout_share__gt=0) & Q(rollout_share__lt=1)),
+                name="rollout_share_between_0_and_1",
             ),
             models.CheckConstraint(condition=Q(number__gte=1), name="revision_number_positive"),
         ]
@@ -170,12 +182,29 @@ class Generation(models.Model):
     cpu_seconds = models.FloatField(null=True, blank=True)
     peak_rss_bytes = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+
+    # A remote job's lease: the worker token holding it and until when. lease_id changes on
+    # every claim, so a worker whose lease expired and was claimed again cannot complete it.
+    lease_id = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_by = models.ForeignKey(
+        "WorkerToken",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claimed_generations",
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "id"]
-        indexes = [models.Index(fields=["revision", "status"])]
+        indexes = [
+            models.Index(fields=["revision", "status"]),
+            models.Index(fields=["status", "lease_expires_at"], name="generation_job_lease_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(status="succeeded") | ~Q(video=""), name="succeeded_has_video"
@@ -241,3 +270,43 @@ class MetricValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value} (v{self.version}, {self.source})"
+
+
+class WorkerToken(models.Model):
+    """An API credential of one remote generator worker.
+
+    Only a SHA-256 hash of the key is stored; the key itself is shown once, when it is made.
+    """
+
+    KEY_PREFIX = "flw_"
+
+    name = models.CharField(max_length=64)
+    prefix = models.CharField(max_length=16, editable=False, help_text="the key's first characters")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.BooleanField(default=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(revoked=False), name="one_live_token_per_worker_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…{', revoked' if self.revoked else ''})"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from generation.models import ConfigRevision, Generation
+from generation.models import ConfigRevision, Generation, MetricValue, WorkerToken
 
 
 def revision_active() -> ConfigRevision | None:
@@ -22,3 +26,69 @@ def generation_get(*, generation_id: object) -> Generation | None:
 
 def generations_finished() -> QuerySet[Generation]:
     return Generation.objects.filter(status=Generation.Status.SUCCEEDED)
+
+
+def canary_bucket(key: str) -> float:
+    """A stable number in [0, 1) for a key: the same generation always lands in the same arm."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def config_for_new_generation(*, key: str | None = None) -> tuple[ConfigRevision, str] | None:
+    """The revision a new generation should use and its experiment arm ("" outside experiments).
+
+    While a canary runs, the generation whose key (its id) falls below the canary's share gets
+    the candidate, the rest the control; without a key the control (active) revision is given.
+    """
+    active = revision_active()
+    if active is None:
+        return None
+    canary = ConfigRevision.objects.filter(status=ConfigRevision.Status.CANARY).first()
+    if canary is None or not canary.rollout_share:
+        return active, ""
+    if key is not None and canary_bucket(key) < canary.rollout_share:
+        return canary, "candidate"
+    return active, "control"
+
+
+def generation_list(
+    *,
+    status: str | None = None,
+    revision_number: int | None = None,
+    backend: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    prompt_contains: str | None = None,
+) -> QuerySet[Generation]:
+    generations = Generation.objects.select_related("revision", "claimed_by")
+    if status:
+        generations = generations.filter(status=status)
+    if revision_number is not None:
+        generations = generations.filter(revision__number=revision_number)
+    if backend:
+        generations = generations.filter(backend=backend)
+    if created_after is not None:
+        generations = generations.filter(created_at__gte=created_after)
+    if created_before is not None:
+        generations = generations.filter(created_at__lt=created_before)
+    if prompt_contains:
+        generations = generations.filter(prompt__icontains=prompt_contains)
+    return generations.order_by("-created_at", "id")
+
+
+def generation_metrics(*, generation: Generation) -> dict[str, dict[str, Any]]:
+    """The generation's metric values by source: {"server": {name: value}, "worker": {...}}."""
+    by_source: dict[str, dict[str, Any]] = {s: {} for s in MetricValue.Source.values}
+    rows = MetricValue.objects.filter(generation=generation).values_list("source", "name", "value")
+    for source, name, value in rows.order_by("source", "name"):
+        by_source.setdefault(source, {})[name] = value
+    return by_source
+
+
+def worker_token_by_key(*, key: str) -> WorkerToken | None:
+    """The live (not revoked) token with this key, or None."""
+    return WorkerToken.objects.filter(key_hash=WorkerToken.hash_key(key), revoked=False).first()
+
+
+def worker_token_live_exists(*, name: str) -> bool:
+    return WorkerToken.objects.filter(name=name, revoked=False).exists()

@@ -1,11 +1,327 @@
-from django.contrib import admin
+from __future__ import annotations
 
-from improvements.models import AnalysisRun
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from feedbackloop.errors import DomainError
+from generation.admin import ConfigRevisionAdmin as BaseConfigRevisionAdmin
+from generation.models import ConfigRevision
+from generation.selectors import revision_active
+from improvements import experiments
+from improvements.models import AnalysisRun, Experiment, ImproverSettings
+
+APPROVE_PERMISSION = "generation.approve_configrevision"
+S = ConfigRevision.Status
 
 
 @admin.register(AnalysisRun)
 class AnalysisRunAdmin(admin.ModelAdmin):
     list_display = ("id", "created_at", "trigger", "ratings_seen", "new_ratings", "skipped_reason")
     list_filter = ("trigger",)
-    readonly_fields = ("trigger", "ratings_seen", "new_ratings", "last_rating_id", "snapshot",
-                       "skipped_reason", "actor", "created_at", "proposed")
+    readonly_fields = (
+        "trigger",
+        "ratings_seen",
+        "new_ratings",
+        "last_rating_id",
+        "snapshot",
+        "skipped_reason",
+        "actor",
+        "created_at",
+        "proposed",
+    )
+
+
+@admin.register(ImproverSettings)
+class ImproverSettingsAdmin(admin.ModelAdmin):
+    """Overrides of config/default_config.yaml's improvement criteria; blank = the file's value."""
+
+    list_display = ("__str__", "min_feedback_for_analysis", "alpha", "canary_share", "updated_at")
+    exclude = ("updated_by",)
+
+    def has_add_permission(self, request) -> bool:
+        return not ImproverSettings.objects.exists()
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def experiment_summary(experiment: Experiment) -> str:
+    """One line: the experiment's state and its latest numbers."""
+    result = experiment.result
+    head = f"{experiment.status} vs r{experiment.control.number} ({experiment.share:.0%})"
+    if "decision" not in result:
+        return f"{head}: no look yet"
+    interval = f"[{_number(result.get('lower'), True)}, {_number(result.get('upper'), True)}]"
+    return (
+        f"{head}: {result['decision']}, Δ {_number(result.get('estimate'), True)} {interval}, "
+        f"n {result.get('n_candidate', 0)}/{result.get('n_control', 0)}"
+    )
+
+
+admin.site.unregister(ConfigRevision)
+
+
+@admin.register(ConfigRevision)
+class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
+    """The changelog: every revision with its diff, rationale, lifecycle and canary result.
+
+    Approving starts a canary (improvements.experiments.experiment_start); "approve and activate
+    now" skips it and is kept for set-ups where no reviews can come in (and for the library's
+    behaviour). Approve, reject and roll back need generation.approve_configrevision: without
+    it the actions are hidden and the buttons' URLs answer 403.
+    """
+
+    change_form_template = "admin/generation/configrevision/change_form.html"
+    list_display = (
+        "number", "status", "source", "created_by", "created_at", "short_rationale",
+        "param_diff", "experiment_result",
+    )  # fmt: skip
+    list_select_related = ("parent", "created_by")
+    actions = ["approve_start_canary", "approve_and_activate", "reject", "rollback_to"]
+    readonly_fields = (
+        *BaseConfigRevisionAdmin.readonly_fields,
+        "rollout_share",
+        "predicted_impact_pretty",
+        "experiment_history",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ConfigRevision]:
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(
+                Prefetch(
+                    "experiments_as_candidate",
+                    queryset=Experiment.objects.select_related("control").order_by(
+                        "-started_at", "-id"
+                    ),
+                )
+            )
+        )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None):
+        fields = super().get_fields(request, obj)
+        if obj is None:
+            return fields
+        return tuple(f for f in fields if f != "predicted_impact")
+
+    @admin.display(description="experiment result")
+    def experiment_result(self, obj: ConfigRevision) -> str:
+        latest = next(iter(obj.experiments_as_candidate.all()), None)
+        return experiment_summary(latest) if latest is not None else "—"
+
+    @admin.display(description="predicted impact")
+    def predicted_impact_pretty(self, obj: ConfigRevision) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(obj.predicted_impact, indent=2, sort_keys=True)
+        )
+
+    @admin.display(description="canary experiments")
+    def experiment_history(self, obj: ConfigRevision) -> str:
+        found = Experiment.objects.filter(candidate=obj).select_related("control")
+        if not found:
+            return "none"
+        parts = []
+        for experiment in found.order_by("started_at", "id"):
+            rows = format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        d.created_at.strftime("%Y-%m-%d %H:%M"),
+                        d.kind,
+                        _number(d.estimate, True),
+                        f"[{_number(d.lower, True)}, {_number(d.upper, True)}]",
+                        f"{d.n_candidate}/{d.n_control}",
+                        d.reason,
+                    )
+                    for d in experiment.decisions.all()
+                ),
+            )
+            parts.append(
+                format_html(
+                    "<div class='experiment'><p><b>{}</b></p><table><thead><tr><th>when</th>"
+                    "<th>decision</th><th>estimate</th><th>always-valid interval</th>"
+                    "<th>n cand./ctrl.</th><th>reason</th></tr></thead><tbody>{}</tbody>"
+                    "</table></div>",
+                    experiment_summary(experiment),
+                    rows or mark_safe("<tr><td colspan='6'>no decision yet</td></tr>"),
+                )
+            )
+        return format_html_join("", "{}", ((p,) for p in parts))
+
+    # --- permissions ---------------------------------------------------------------------------
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        if not self._may_approve(request):
+            for name in ("approve_start_canary", "approve_and_activate", "reject", "rollback_to"):
+                found.pop(name, None)
+        return found
+
+    def _refuse_unless_approver(self, request: HttpRequest) -> bool:
+        if self._may_approve(request):
+            return False
+        self.message_user(request, "You may not approve, reject or roll back.", messages.ERROR)
+        return True
+
+    def _run(self, request: HttpRequest, revision: ConfigRevision, step: str) -> bool:
+        """Apply one step to one revision; report the outcome as an admin message."""
+        user = request.user
+        try:
+            if step == "approve":
+                experiment = experiments.experiment_start(revision=revision, actor=user)
+                self.message_user(
+                    request,
+                    f"r{revision.number} approved: canary on {experiment.share:.0%} of new "
+                    f"generations against r{experiment.control.number}.",
+                )
+            elif step == "reject":
+                note = (request.POST.get("note") or "").strip() or "rejected in the admin"
+                experiments.revision_reject(revision=revision, actor=user, note=note)
+                self.message_user(request, f"r{revision.number} rejected.")
+            elif step == "rollback":
+                made = experiments.revision_rollback_to(target=revision, actor=user)
+                if made.pk == revision.pk:
+                    self.message_user(request, f"Canary stopped; r{revision.number} stays active.")
+                else:
+                    self.message_user(
+                        request, f"Rolled back to r{revision.number}: r{made.number} is active."
+                    )
+            return True
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return False
+
+    # --- changelist actions --------------------------------------------------------------------
+
+    @admin.action(description="Approve: start a canary experiment")
+    def approve_start_canary(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if self._refuse_unless_approver(request):
+            return
+        for revision in queryset.order_by("number"):
+            self._run(request, revision, "approve")
+
+    @admin.action(description="Approve and activate now (skip the canary)")
+    def approve_and_activate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if Experiment.objects.filter(status=Experiment.Status.RUNNING).exists():
+            self.message_user(
+                request,
+                "A canary experiment is running: let it finish, or roll back first.",
+                messages.ERROR,
+            )
+            return
+        super().approve_and_activate(request, queryset)
+
+    @admin.action(description="Reject the selected proposals")
+    def reject(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if self._refuse_unless_approver(request):
+            return
+        for revision in queryset.order_by("number"):
+            self._run(request, revision, "reject")
+
+    @admin.action(description="Roll back to the selected revision (as a new revision)")
+    def rollback_to(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if self._refuse_unless_approver(request):
+            return
+        if queryset.count() != 1:
+            self.message_user(
+                request, "Select exactly one revision to roll back to.", messages.ERROR
+            )
+            return
+        self._run(request, queryset.get(), "rollback")
+
+    # --- buttons on the revision page ----------------------------------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        custom = [
+            path(
+                f"<path:object_id>/{step}/",
+                self.admin_site.admin_view(self._step_view(step)),
+                name=f"{info[0]}_{info[1]}_{step}",
+            )
+            for step in ("approve", "reject", "rollback")
+        ]
+        return custom + super().get_urls()
+
+    def _step_view(self, step: str):
+        def view(request: HttpRequest, object_id: str) -> HttpResponse:
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            if not self._may_approve(request):
+                raise PermissionDenied
+            revision = get_object_or_404(ConfigRevision, pk=object_id)
+            self._run(request, revision, step)
+            return HttpResponseRedirect(
+                reverse("admin:generation_configrevision_change", args=[revision.pk])
+            )
+
+        return view
+
+    def revision_buttons(self, request: HttpRequest, revision: ConfigRevision) -> list[dict]:
+        if not self._may_approve(request):
+            return []
+        url = "admin:generation_configrevision_{}".format
+        buttons = []
+        if revision.status in (S.PROPOSED, S.APPROVED):
+            buttons.append(
+                {
+                    "url": reverse(url("approve"), args=[revision.pk]),
+                    "label": "Approve: start a canary",
+                    "note": False,
+                }
+            )
+            buttons.append(
+                {"url": reverse(url("reject"), args=[revision.pk]), "label": "Reject", "note": True}
+            )
+        active = revision_active()
+        if revision.status == S.CANARY and active is not None:
+            buttons.append(
+                {
+                    "url": reverse(url("rollback"), args=[active.pk]),
+                    "label": f"Stop this canary (keep r{active.number})",
+                    "note": False,
+                }
+            )
+        was_active = revision.transitions.filter(to_status=S.ACTIVE).exists()
+        canary_running = ConfigRevision.objects.filter(status=S.CANARY).exists()
+        if was_active and (revision.status != S.ACTIVE or canary_running):
+            label = (
+                "Stop the canary (keep this revision)"
+                if revision.status == S.ACTIVE
+                else "Roll back to this revision"
+            )
+            buttons.append(
+                {"url": reverse(url("rollback"), args=[revision.pk]), "label": label, "note": False}
+            )
+        return buttons
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        revision = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if revision is not None:
+            extra["revision_buttons"] = self.revision_buttons(request, revision)
+        return super().change_view(request, object_id, form_url, extra)

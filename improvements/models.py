@@ -38,3 +38,114 @@ class AnalysisRun(models.Model):
 
     def __str__(self) -> str:
         return f"analysis #{self.pk} ({self.ratings_seen} ratings)"
+
+
+class ImproverSettings(models.Model):
+    """Admin overrides of the config file's improvement criteria (one row; blank = use the file)."""
+
+    min_feedback_for_analysis = models.PositiveIntegerField(null=True, blank=True)
+    target_rating = models.FloatField(null=True, blank=True)
+    min_effect = models.FloatField(null=True, blank=True)
+    alpha = models.FloatField(null=True, blank=True)
+    min_ratings_per_arm = models.PositiveIntegerField(null=True, blank=True)
+    canary_share = models.FloatField(null=True, blank=True)
+    max_failure_rate = models.FloatField(null=True, blank=True)
+    max_generation_seconds_ratio = models.FloatField(null=True, blank=True)
+    max_issue_rate_increase = models.FloatField(null=True, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "improver settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(alpha__isnull=True)
+                | (models.Q(alpha__gt=0) & models.Q(alpha__lt=0.5)),
+                name="improver_alpha_in_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(canary_share__isnull=True)
+                | (models.Q(canary_share__gt=0) & models.Q(canary_share__lt=1)),
+                name="improver_canary_share_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "improver settings"
+
+
+class Experiment(models.Model):
+    """A canary: a share of new generations uses the candidate revision instead of the control."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        PROMOTED = "promoted", "promoted"
+        ROLLED_BACK = "rolled_back", "rolled back"
+        ABORTED = "aborted", "aborted"
+
+    candidate = models.ForeignKey(
+        "generation.ConfigRevision", on_delete=models.PROTECT, related_name="experiments_as_candidate"
+    )
+    control = models.ForeignKey(
+        "generation.ConfigRevision", on_delete=models.PROTECT, related_name="experiments_as_control"
+    )
+    share = models.FloatField(help_text="fraction of new generations given the candidate")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    alpha = models.FloatField()
+    min_effect = models.FloatField()
+    min_ratings_per_arm = models.PositiveIntegerField()
+    result = models.JSONField(default=dict, blank=True, help_text="the latest numbers")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="running"), name="one_running_experiment"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(share__gt=0) & models.Q(share__lt=1), name="experiment_share_in_range"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(candidate=models.F("control")), name="experiment_two_revisions"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"canary r{self.candidate.number} vs r{self.control.number} ({self.status})"
+
+
+class ExperimentDecision(models.Model):
+    """One look at a running experiment: the numbers and what was decided."""
+
+    class Kind(models.TextChoices):
+        CONTINUE = "continue", "continue"
+        PROMOTE = "promote", "promote"
+        ROLLBACK = "rollback", "roll back"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="decisions")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    reason = models.TextField(blank=True)
+    estimate = models.FloatField(null=True, blank=True)
+    lower = models.FloatField(null=True, blank=True)
+    upper = models.FloatField(null=True, blank=True)
+    n_candidate = models.PositiveIntegerField(default=0)
+    n_control = models.PositiveIntegerField(default=0)
+    numbers = models.JSONField(default=dict, blank=True, help_text="guardrails and other figures")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["experiment_id", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.n_candidate}/{self.n_control})"

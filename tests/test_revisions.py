@@ -80,3 +80,31 @@ def test_ensure_active_creates_revision_one_only_once(small_params):
     again = revision_ensure_active(params={"crf": 10})
     assert first.pk == again.pk and first.number == 1
     assert ConfigRevision.objects.count() == 1
+
+
+def test_canary_gets_its_share_of_new_generations_deterministically(active_revision):
+    from generation.selectors import canary_bucket, config_for_new_generation
+    from generation.services import generation_request
+
+    candidate = revision_create(params={"crf": 20}, parent=active_revision)
+    revision_transition(revision=candidate, to_status=S.APPROVED)
+    revision_transition(revision=candidate, to_status=S.CANARY, rollout_share=0.3)
+    arms = [generation_request(prompt=f"p{i}", enqueue=False)[0] for i in range(200)]
+    candidates = [g for g in arms if g.experiment_arm == "candidate"]
+    assert all(g.revision_id == candidate.pk for g in candidates)
+    assert all(g.revision_id == active_revision.pk for g in arms if g.experiment_arm == "control")
+    assert 40 <= len(candidates) <= 80  # 30% of 200, give or take chance
+    assert all((canary_bucket(str(g.id)) < 0.3) == (g.experiment_arm == "candidate") for g in arms)
+    assert config_for_new_generation(key="same")[1] == config_for_new_generation(key="same")[1]
+
+
+def test_entering_canary_needs_a_share_and_leaving_it_clears_the_share(active_revision):
+    from feedbackloop.errors import InvalidInput
+
+    candidate = revision_create(params={"crf": 20}, parent=active_revision)
+    revision_transition(revision=candidate, to_status=S.APPROVED)
+    with pytest.raises(InvalidInput, match="rollout share"):
+        revision_transition(revision=candidate, to_status=S.CANARY)
+    revision_transition(revision=candidate, to_status=S.CANARY, rollout_share=0.2)
+    promoted = revision_transition(revision=candidate, to_status=S.ACTIVE)
+    assert promoted.rollout_share is None

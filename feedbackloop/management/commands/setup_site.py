@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand
 from feedbackloop.config import load_config
 from generation import services
 from generation.models import Generation
+from improvements.experiments import experiment_schedule_ensure
 from improvements.services import improver_schedule_ensure
 
 DEMO_PROMPTS = [
@@ -52,6 +53,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"improver scheduled every {config.feedback.analysis_frequency_minutes} min"
             )
+        experiment_schedule_ensure(every_minutes=5)
 
         if options["no_demo_videos"]:
             return

@@ -1,0 +1,438 @@
+"""The worker API: configuration, leased jobs, uploads, generations and worker metrics.
+
+Each view checks the caller's role, validates input with a serializer, calls one selector or
+service and shapes the answer; errors become JSON in feedbackloop.api_errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feedbackloop.api_errors import LimitedJSONParser, LimitedMultiPartParser
+from feedbackloop.errors import InvalidInput, NotFound
+from generation import selectors, services
+from generation.authentication import (
+    ADMIN,
+    REVIEWER,
+    WORKER,
+    acting_user,
+    acting_worker,
+    allow,
+)
+from generation.models import Generation
+from generation.serializers import (
+    ConfigSerializer,
+    ErrorSerializer,
+    GenerationCreateSerializer,
+    GenerationDetailSerializer,
+    GenerationFilterSerializer,
+    GenerationSerializer,
+    JobClaimSerializer,
+    JobCompleteSerializer,
+    JobFailSerializer,
+    JobHeartbeatSerializer,
+    MetricsStoredSerializer,
+    MetricsUploadSerializer,
+)
+
+ANY_ROLE = allow(WORKER, REVIEWER, ADMIN)
+WORKER_ONLY = allow(WORKER)
+WORKER_OR_ADMIN = allow(WORKER, ADMIN)
+
+
+class WorkerTokenScheme(OpenApiAuthenticationExtension):
+    """How the schema describes worker tokens (drf-spectacular finds it by its target)."""
+
+    target_class = "generation.authentication.WorkerTokenAuthentication"
+    name = "workerToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'A worker token: "Token <key>" (or "Bearer <key>").',
+        }
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """Schema entries for the error responses an operation can give (always 401/403/429)."""
+    described = {
+        400: "invalid input",
+        401: "no or bad credentials",
+        403: "the caller's role may not do this",
+        404: "no such object",
+        409: "the object's state does not allow this",
+        413: "the body is too large",
+        415: "unsupported Content-Type",
+        429: "too many requests",
+    }
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=described[code])
+        for code in sorted({401, 403, 429, *codes})
+    }
+
+
+def generation_or_404(generation_id: str) -> Generation:
+    generation = selectors.generation_get(generation_id=generation_id)
+    if generation is None:
+        raise NotFound(f"no generation with id {generation_id}", code="unknown_generation")
+    return generation
+
+
+def detail_response(request: Request, generation: Generation, code: int = 200) -> Response:
+    context = {"request": request, "worker": acting_worker(request)}
+    return Response(GenerationDetailSerializer(generation, context=context).data, status=code)
+
+
+def form_fields(request: Request) -> dict[str, Any]:
+    """The multipart fields as a plain dict: DRF reads an empty form field as "not given",
+    but here an empty field is invalid, as the schema says."""
+    data = request.data
+    return data.dict() if hasattr(data, "dict") else dict(data)
+
+
+class JsonApiView(APIView):
+    parser_classes = [LimitedJSONParser]
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+def config_etag(revision_number: int, params: dict[str, Any], arm: str) -> str:
+    payload = json.dumps([revision_number, params, arm], sort_keys=True, separators=(",", ":"))
+    return '"' + hashlib.sha256(payload.encode()).hexdigest()[:32] + '"'
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """If-None-Match uses weak comparison: W/"x" matches "x"; * matches anything."""
+    candidates = [part.strip() for part in header.split(",")]
+    return "*" in candidates or any(c.removeprefix("W/") == etag for c in candidates)
+
+
+class ConfigApi(APIView):
+    permission_classes = [ANY_ROLE]
+
+    @extend_schema(
+        operation_id="config_get",
+        summary="The configuration a new generation should use",
+        description="Poll with If-None-Match: an unchanged configuration answers 304, no body.",
+        parameters=[
+            OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER),
+        ],
+        responses={
+            200: ConfigSerializer,
+            304: OpenApiResponse(description="unchanged since the ETag you sent"),
+            **errors(404),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        current = selectors.config_for_new_generation()
+        if current is None:
+            raise NotFound("there is no active configuration revision", code="no_active_revision")
+        revision, arm = current
+        etag = config_etag(revision.number, revision.params, arm)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag_matches(request.headers.get("If-None-Match", ""), etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        body = {
+            "revision": revision.number,
+            "params": revision.params,
+            "model_variant": revision.model_variant,
+            "experiment_arm": arm,
+            "etag": etag,
+        }
+        return Response(ConfigSerializer(body).data, headers=headers)
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+class JobClaimApi(JsonApiView):
+    permission_classes = [WORKER_ONLY]
+
+    @extend_schema(
+        operation_id="jobs_claim",
+        summary="Lease the oldest waiting job",
+        description="204 when no job waits. The answer's `lease.lease_id` must accompany "
+        "heartbeat, complete and fail.",
+        request=JobClaimSerializer,
+        responses={
+            200: GenerationDetailSerializer,
+            204: OpenApiResponse(description="no job is waiting"),
+            **errors(400, 413, 415),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = JobClaimSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = services.job_claim(
+            worker=acting_worker(request),
+            lease_seconds=serializer.validated_data.get("lease_seconds"),
+        )
+        if job is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return detail_response(request, job)
+
+
+class JobHeartbeatApi(JsonApiView):
+    permission_classes = [WORKER_ONLY]
+
+    @extend_schema(
+        operation_id="jobs_heartbeat",
+        summary="Extend your lease (and report progress)",
+        request=JobHeartbeatSerializer,
+        responses={200: GenerationDetailSerializer, **errors(400, 404, 409, 413, 415)},
+    )
+    def post(self, request: Request, generation_id: str) -> Response:
+        serializer = JobHeartbeatSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = services.job_heartbeat(
+            generation_id=generation_or_404(generation_id).pk,
+            worker=acting_worker(request),
+            lease_id=data["lease_id"],
+            lease_seconds=data.get("lease_seconds"),
+            progress=data.get("progress"),
+        )
+        return detail_response(request, job)
+
+
+class JobFailApi(JsonApiView):
+    permission_classes = [WORKER_ONLY]
+
+    @extend_schema(
+        operation_id="jobs_fail",
+        summary="Give up a leased job: failed with your error, or requeued",
+        request=JobFailSerializer,
+        responses={200: GenerationDetailSerializer, **errors(400, 404, 409, 413, 415)},
+    )
+    def post(self, request: Request, generation_id: str) -> Response:
+        serializer = JobFailSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = services.job_fail(
+            generation_id=generation_or_404(generation_id).pk,
+            worker=acting_worker(request),
+            lease_id=data["lease_id"],
+            error=data["error"],
+            requeue=data["requeue"],
+        )
+        return detail_response(request, job)
+
+
+class JobCompleteApi(APIView):
+    permission_classes = [WORKER_ONLY]
+    parser_classes = [LimitedMultiPartParser]
+
+    @extend_schema(
+        operation_id="jobs_complete",
+        summary="Finish a leased job by uploading its video",
+        description="multipart/form-data. The video is opened as a video before it is stored; "
+        "a file that is not one is refused with 400 and the reason. Past "
+        "API_MAX_UPLOAD_BYTES the answer is 413. A lease that expired or was claimed again "
+        "is 409. The server then measures the video on the metrics queue.",
+        request={"multipart/form-data": JobCompleteSerializer},
+        responses={200: GenerationDetailSerializer, **errors(400, 404, 409, 413, 415)},
+    )
+    def post(self, request: Request, generation_id: str) -> Response:
+        generation = generation_or_404(generation_id)
+        serializer = JobCompleteSerializer(data=form_fields(request))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = services.job_complete(
+            generation_id=generation.pk,
+            worker=acting_worker(request),
+            lease_id=data["lease_id"],
+            video=data["video"],
+            poster=data.get("poster"),
+            script=data.get("script"),
+            generation_seconds=data.get("generation_seconds"),
+            cpu_seconds=data.get("cpu_seconds"),
+            peak_rss_bytes=data.get("peak_rss_bytes"),
+        )
+        return detail_response(request, job)
+
+
+# --- generations ----------------------------------------------------------------------------
+
+
+class GenerationPagination(PageNumberPagination):
+    """Pages of 50 (page_size 1-200). A page or page_size that is not a number is a 400; a
+    page past the end is a 404."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    last_page_strings = ()
+
+    def get_page_number(self, request: Request, paginator: Any) -> str | int:
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None:
+            return 1
+        if not raw.isascii() or not raw.removeprefix("-").isdigit():
+            raise ValidationError({self.page_query_param: ["must be an integer"]})
+        return raw  # out of range is a 404 from the paginator
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError(
+                {"page_size": [f"must be an integer from 1 to {self.max_page_size}"]}
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == "page":
+                parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    pattern=r"^[!-~]{1,128}$",
+    description="1-128 printable ASCII characters, no spaces; a repeat returns the first "
+    "generation (200)",
+)
+
+
+def idempotency_key_of(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not (1 <= len(key) <= 128) or not all(33 <= ord(c) <= 126 for c in key):
+        raise InvalidInput(
+            "Idempotency-Key must be 1 to 128 printable ASCII characters without spaces",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
+class GenerationsApi(generics.GenericAPIView):
+    """GET lists generations (any role); POST queues one (workers and admins)."""
+
+    parser_classes = [LimitedJSONParser]
+    pagination_class = GenerationPagination
+    serializer_class = GenerationSerializer
+
+    def get_permissions(self) -> list[Any]:
+        if self.request.method == "POST":
+            return [WORKER_OR_ADMIN()]
+        return [ANY_ROLE()]
+
+    @extend_schema(
+        operation_id="generations_list",
+        summary="Generations, newest first, filtered and paginated",
+        parameters=[GenerationFilterSerializer],
+        responses={200: GenerationSerializer(many=True), **errors(400, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        # A plain dict: DRF reads form-style input "?status=" as "not given"; here it is invalid.
+        filters = GenerationFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        generations = selectors.generation_list(
+            status=data.get("status"),
+            revision_number=data.get("revision"),
+            backend=data.get("backend"),
+            created_after=data.get("created_after"),
+            created_before=data.get("created_before"),
+            prompt_contains=data.get("q"),
+        )
+        page = self.paginate_queryset(generations)
+        context = {"request": request, "worker": acting_worker(request)}
+        return self.get_paginated_response(
+            GenerationSerializer(page, many=True, context=context).data
+        )
+
+    @extend_schema(
+        operation_id="generations_create",
+        summary="Queue a generation (a job for workers, or a server-side render)",
+        description="With an Idempotency-Key the same key returns the same generation: 201 "
+        "the first time, 200 after; the same key with a different prompt or backend is 409.",
+        parameters=[IDEMPOTENCY_KEY],
+        request=GenerationCreateSerializer,
+        responses={
+            201: GenerationDetailSerializer,
+            200: GenerationDetailSerializer,
+            **errors(400, 404, 409, 413, 415),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        key = idempotency_key_of(request)
+        serializer = GenerationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        worker = acting_worker(request)
+        if data["claim"] and worker is None:
+            raise InvalidInput("only a worker token can claim a job", code="invalid_claim")
+        generation, created = services.job_request(
+            prompt=data["prompt"],
+            backend=data["backend"],
+            idempotency_key=key,
+            requested_by=acting_user(request),
+            claim_for=worker if data["claim"] else None,
+            lease_seconds=data.get("lease_seconds"),
+        )
+        return detail_response(request, generation, 201 if created else 200)
+
+
+class GenerationDetailApi(APIView):
+    permission_classes = [ANY_ROLE]
+
+    @extend_schema(
+        operation_id="generations_retrieve",
+        summary="One generation with its script and metrics",
+        responses={200: GenerationDetailSerializer, **errors(404)},
+    )
+    def get(self, request: Request, generation_id: str) -> Response:
+        return detail_response(request, generation_or_404(generation_id))
+
+
+class GenerationMetricsApi(JsonApiView):
+    permission_classes = [WORKER_ONLY]
+
+    @extend_schema(
+        operation_id="generations_metrics_create",
+        summary="Post the worker's own metrics for a finished generation",
+        description="Stored with source=worker; the server's metrics are never touched. A new "
+        "post replaces this generation's earlier worker metrics.",
+        request=MetricsUploadSerializer,
+        responses={201: MetricsStoredSerializer, **errors(400, 404, 409, 413, 415)},
+    )
+    def post(self, request: Request, generation_id: str) -> Response:
+        generation = generation_or_404(generation_id)
+        serializer = MetricsUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        rows = services.worker_metrics_store(
+            generation=generation, metrics=data["metrics"], version=data["version"]
+        )
+        body = {
+            "generation": generation.pk,
+            "source": "worker",
+            "version": data["version"],
+            "metrics": {row.name: row.value for row in rows},
+        }
+        return Response(MetricsStoredSerializer(body).data, status=status.HTTP_201_CREATED)
