@@ -20,8 +20,10 @@ result = generator.generate_video(
     prompt="A policy briefing on renewable energy initiatives",
     output_path="output/policy_briefing.mp4",
 )
-print(f"Generated {result['output_path']} (generation {result['generation_id']}, "
-      f"revision r{result['config_revision']}, {result['generation_seconds']:.1f} s)")
+print(
+    f"Generated {result['output_path']} (generation {result['generation_id']}, "
+    f"revision r{result['config_revision']}, {result['generation_seconds']:.1f} s)"
+)
 
 # Collect automated feedback (happens automatically during generation)
 

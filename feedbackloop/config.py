@@ -89,7 +89,9 @@ def _fill(path: Path, prefix: str, cls: type, data: dict[str, Any], bounds: dict
             kind, low, high = bounds[key]
             if kind is bool:
                 if not isinstance(value, bool):
-                    raise ConfigError(path, f"{prefix}.{key}", f"must be true or false, got {value!r}")
+                    raise ConfigError(
+                        path, f"{prefix}.{key}", f"must be true or false, got {value!r}"
+                    )
                 values[key] = value
             else:
                 values[key] = _number(path, f"{prefix}.{key}", value, kind=kind, low=low, high=high)
@@ -113,7 +115,9 @@ def load_config(path: str | Path) -> LoopConfig:
     generator = _section(path, root.get("generator"), "generator")
     backend = generator.get("backend", "builtin")
     if backend != "builtin":
-        raise ConfigError(path, "generator.backend", f"only 'builtin' runs in-process, got {backend!r}")
+        raise ConfigError(
+            path, "generator.backend", f"only 'builtin' runs in-process, got {backend!r}"
+        )
     raw_params = _section(path, generator.get("params"), "generator.params")
     try:
         params = validate_params(raw_params)
@@ -122,41 +126,67 @@ def load_config(path: str | Path) -> LoopConfig:
         raise ConfigError(path, f"generator.params.{key}", "; ".join(messages)) from exc
 
     feedback = _section(path, root.get("feedback"), "feedback")
-    criteria = _section(path, feedback.pop("improvement_criteria", None), "feedback.improvement_criteria")
-    guard = _section(path, criteria.pop("guardrails", None), "feedback.improvement_criteria.guardrails")
+    criteria = _section(
+        path, feedback.pop("improvement_criteria", None), "feedback.improvement_criteria"
+    )
+    guard = _section(
+        path, criteria.pop("guardrails", None), "feedback.improvement_criteria.guardrails"
+    )
     guardrails = Guardrails(
-        **_fill(path, "feedback.improvement_criteria.guardrails", Guardrails, guard, {
-            "max_failure_rate": (float, 0.0, 1.0),
-            "max_generation_seconds_ratio": (float, 1.0, 100.0),
-            "max_issue_rate_increase": (float, 0.0, 10.0),
-        })
+        **_fill(
+            path,
+            "feedback.improvement_criteria.guardrails",
+            Guardrails,
+            guard,
+            {
+                "max_failure_rate": (float, 0.0, 1.0),
+                "max_generation_seconds_ratio": (float, 1.0, 100.0),
+                "max_issue_rate_increase": (float, 0.0, 10.0),
+            },
+        )
     )
     improvement = ImprovementCriteria(
         guardrails=guardrails,
-        **_fill(path, "feedback.improvement_criteria", ImprovementCriteria, criteria, {
-            "target_rating": (float, 1.0, 5.0),
-            "min_effect": (float, 0.0, 4.0),
-            "alpha": (float, 0.0001, 0.5),
-            "min_ratings_per_arm": (int, 1, 1_000_000),
-            "canary_share": (float, 0.01, 0.99),
-        }),
+        **_fill(
+            path,
+            "feedback.improvement_criteria",
+            ImprovementCriteria,
+            criteria,
+            {
+                "target_rating": (float, 1.0, 5.0),
+                "min_effect": (float, 0.0, 4.0),
+                "alpha": (float, 0.0001, 0.5),
+                "min_ratings_per_arm": (int, 1, 1_000_000),
+                "canary_share": (float, 0.01, 0.99),
+            },
+        ),
     )
     feedback_settings = FeedbackSettings(
         improvement_criteria=improvement,
-        **_fill(path, "feedback", FeedbackSettings, feedback, {
-            "min_feedback_for_analysis": (int, 1, 1_000_000),
-            "analysis_frequency_minutes": (int, 1, 60 * 24 * 30),
-            "require_approval": (bool, 0, 0),
-            "target_reviews_per_generation": (int, 1, 100),
-        }),
+        **_fill(
+            path,
+            "feedback",
+            FeedbackSettings,
+            feedback,
+            {
+                "min_feedback_for_analysis": (int, 1, 1_000_000),
+                "analysis_frequency_minutes": (int, 1, 60 * 24 * 30),
+                "require_approval": (bool, 0, 0),
+                "target_reviews_per_generation": (int, 1, 100),
+            },
+        ),
     )
 
     storage = _section(path, root.get("storage"), "storage")
     for key in storage:
         if key not in {"output_dir", "media_root"}:
-            raise ConfigError(path, f"storage.{key}", "unknown key; allowed: media_root, output_dir")
+            raise ConfigError(
+                path, f"storage.{key}", "unknown key; allowed: media_root, output_dir"
+            )
         if not isinstance(storage[key], str) or not storage[key].strip():
-            raise ConfigError(path, f"storage.{key}", f"must be a non-empty path, got {storage[key]!r}")
+            raise ConfigError(
+                path, f"storage.{key}", f"must be a non-empty path, got {storage[key]!r}"
+            )
     base = path.resolve().parent.parent if path.resolve().parent.name == "config" else Path.cwd()
     return LoopConfig(
         path=str(path),

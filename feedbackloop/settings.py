@@ -109,7 +109,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 STORAGES = {
-    "default": {"BACKEND": env("DEFAULT_FILE_STORAGE", default="django.core.files.storage.FileSystemStorage")},
+    "default": {
+        "BACKEND": env(
+            "DEFAULT_FILE_STORAGE", default="django.core.files.storage.FileSystemStorage"
+        )
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG
@@ -149,7 +153,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Several sites (or test runs) can share one Redis: a namespace prefixes every queue name.
 CELERY_QUEUE_NAMESPACE = env("CELERY_QUEUE_NAMESPACE", default="")
 CELERY_QUEUES_USED = {
-    name: f"{CELERY_QUEUE_NAMESPACE}{name}" for name in ("generation", "metrics", "improver", "default")
+    name: f"{CELERY_QUEUE_NAMESPACE}{name}"
+    for name in ("generation", "metrics", "improver", "default")
 }
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUES_USED["default"]
 CELERY_TASK_ROUTES = {

@@ -51,14 +51,32 @@ class RevisionAddForm(forms.ModelForm):
 
 @admin.register(ConfigRevision)
 class ConfigRevisionAdmin(admin.ModelAdmin):
-    list_display = ("number", "status", "source", "created_at", "created_by", "param_diff", "short_rationale")
+    list_display = (
+        "number",
+        "status",
+        "source",
+        "created_at",
+        "created_by",
+        "param_diff",
+        "short_rationale",
+    )
     list_filter = ("status", "source", "model_variant")
     search_fields = ("rationale",)
     inlines = [TransitionInline]
     actions = ["approve_and_activate", "reject"]
     readonly_fields = (
-        "number", "status", "source", "parent", "params_pretty", "param_diff", "model_variant",
-        "rationale", "evidence_pretty", "predicted_impact", "created_by", "created_at",
+        "number",
+        "status",
+        "source",
+        "parent",
+        "params_pretty",
+        "param_diff",
+        "model_variant",
+        "rationale",
+        "evidence_pretty",
+        "predicted_impact",
+        "created_by",
+        "created_at",
     )
 
     @admin.display(description="changes vs parent")
@@ -93,7 +111,9 @@ class ConfigRevisionAdmin(admin.ModelAdmin):
     def get_inlines(self, request: HttpRequest, obj: Any = None):
         return self.inlines if obj is not None else []
 
-    def save_model(self, request: HttpRequest, obj: ConfigRevision, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: ConfigRevision, form: Any, change: bool
+    ) -> None:
         if change:
             return  # revisions are immutable; the form shows them read-only
         parent = form.cleaned_data.get("parent")
@@ -135,8 +155,10 @@ class ConfigRevisionAdmin(admin.ModelAdmin):
         for revision in queryset:
             try:
                 services.revision_transition(
-                    revision=revision, to_status=ConfigRevision.Status.REJECTED,
-                    actor=request.user, note="rejected in the admin",
+                    revision=revision,
+                    to_status=ConfigRevision.Status.REJECTED,
+                    actor=request.user,
+                    note="rejected in the admin",
                 )
                 self.message_user(request, f"r{revision.number} rejected.")
             except DomainError as exc:
@@ -177,9 +199,19 @@ class GenerationQueueForm(forms.ModelForm):
 
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
-    list_display = ("id", "short_prompt", "status", "revision", "backend", "claimed_by",
-                    "lease_expires_at", "attempts", "duration_s", "generation_seconds",
-                    "created_at")
+    list_display = (
+        "id",
+        "short_prompt",
+        "status",
+        "revision",
+        "backend",
+        "claimed_by",
+        "lease_expires_at",
+        "attempts",
+        "duration_s",
+        "generation_seconds",
+        "created_at",
+    )
     list_filter = ("status", "backend", "revision")
     search_fields = ("prompt", "id")
     list_select_related = ("revision", "claimed_by")
@@ -195,7 +227,8 @@ class GenerationAdmin(admin.ModelAdmin):
         if obj.generation_seconds is None:
             return "—"
         rss = (obj.peak_rss_bytes or 0) / 2**20
-        return f"{obj.generation_seconds:.2f} s wall, {obj.cpu_seconds or 0:.2f} s CPU, {rss:.0f} MiB peak RSS"
+        cpu = obj.cpu_seconds or 0
+        return f"{obj.generation_seconds:.2f} s wall, {cpu:.2f} s CPU, {rss:.0f} MiB peak RSS"
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
         if obj is None:

@@ -50,7 +50,9 @@ class VideoGenerator:
         if generation.status != Generation.Status.SUCCEEDED:
             result["error"] = generation.error
             return result
-        destination = Path(output_path) if output_path else self.config.output_dir / f"{generation.id}.mp4"
+        destination = (
+            Path(output_path) if output_path else self.config.output_dir / f"{generation.id}.mp4"
+        )
         destination.parent.mkdir(parents=True, exist_ok=True)
         with generation.video.open("rb") as src, open(destination, "wb") as dst:
             shutil.copyfileobj(src, dst)

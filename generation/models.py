@@ -55,7 +55,10 @@ class ConfigRevision(models.Model):
         null=True, blank=True, help_text="while a canary: the fraction of new generations it gets"
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -84,6 +87,20 @@ class ConfigRevision(models.Model):
     def __str__(self) -> str:
         return f"r{self.number} ({self.status})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            stored = (
+                ConfigRevision.objects.filter(pk=self.pk)
+                .values_list("params", "parent_id", "number")
+                .first()
+            )
+            if stored is not None and stored != (self.params, self.parent_id, self.number):
+                raise ImmutableRevisionError(
+                    f"revision r{self.number}: params are immutable; create a new revision"
+                )
+        self.model_variant = (self.params or {}).get("model_variant", "")
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         try:
             self.params = validate_params(self.params)
@@ -92,18 +109,6 @@ class ConfigRevision(models.Model):
             raise ValidationError(
                 {"params": [m for messages in exc.message_dict.values() for m in messages]}
             ) from exc
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            stored = ConfigRevision.objects.filter(pk=self.pk).values_list(
-                "params", "parent_id", "number"
-            ).first()
-            if stored is not None and stored != (self.params, self.parent_id, self.number):
-                raise ImmutableRevisionError(
-                    f"revision r{self.number}: params are immutable; create a new revision"
-                )
-        self.model_variant = (self.params or {}).get("model_variant", "")
-        super().save(*args, **kwargs)
 
     def diff_from_parent(self) -> dict[str, tuple[Any, Any]]:
         return params_diff(self.parent.params if self.parent else None, self.params)
@@ -118,7 +123,10 @@ class RevisionTransition(models.Model):
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16, choices=ConfigRevision.Status.choices)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     note = models.TextField(blank=True)
@@ -159,7 +167,10 @@ class Generation(models.Model):
     backend = models.CharField(max_length=64, default="builtin")
     idempotency_key = models.CharField(max_length=128, unique=True, null=True, blank=True)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
 
@@ -243,6 +254,9 @@ class MetricsRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"metrics v{self.version} of {self.generation_id}: {self.status}"
 
 
 class MetricValue(models.Model):

@@ -66,14 +66,19 @@ X264_PRESETS = (
 )
 
 PARAM_SCHEMA: dict[str, ParamSpec] = {
-    "model_variant": ParamSpec("choice", "standard", choices=MODEL_VARIANTS,
-                               help="internal render scale: draft 0.5, standard 0.75, hq 1.0"),
+    "model_variant": ParamSpec(
+        "choice",
+        "standard",
+        choices=MODEL_VARIANTS,
+        help="internal render scale: draft 0.5, standard 0.75, hq 1.0",
+    ),
     "width": ParamSpec("int", 640, 160, 1920, help="output width in pixels (even)"),
     "height": ParamSpec("int", 360, 90, 1080, help="output height in pixels (even)"),
     "fps": ParamSpec("int", 24, 8, 60, help="frames per second"),
     "seconds_per_scene": ParamSpec("float", 2.0, 0.5, 10.0, help="length of each scene"),
-    "transition_style": ParamSpec("choice", "crossfade", choices=TRANSITION_STYLES,
-                                  help="how one scene turns into the next"),
+    "transition_style": ParamSpec(
+        "choice", "crossfade", choices=TRANSITION_STYLES, help="how one scene turns into the next"
+    ),
     "transition_seconds": ParamSpec("float", 0.4, 0.0, 2.0, help="length of each transition"),
     "camera_speed": ParamSpec("float", 0.5, 0.0, 3.0, help="pan/zoom speed of the camera"),
     "text_scale": ParamSpec("float", 1.0, 0.5, 2.0, help="on-screen text size multiplier"),

@@ -49,6 +49,4 @@ class ResourceMeter:
         times = self._process.cpu_times()
         self.usage.cpu_seconds = times.user + times.system - self._cpu0
         self.usage.wall_seconds = time.perf_counter() - self._wall0
-        self.usage.peak_rss_bytes = max(
-            self.usage.peak_rss_bytes, self._process.memory_info().rss
-        )
+        self.usage.peak_rss_bytes = max(self.usage.peak_rss_bytes, self._process.memory_info().rss)

@@ -28,8 +28,8 @@ from generation.models import (
     WorkerToken,
 )
 from generation.params import validate_params
-from generation.selectors import config_for_new_generation
 from generation.resources import ResourceMeter
+from generation.selectors import config_for_new_generation
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +324,9 @@ def generation_run(*, generation_id: str) -> Generation:
                         poster_name = storage.save(poster_name, File(fh))
     except Exception as exc:  # noqa: BLE001 - any render error is recorded on the row
         logger.exception("generation %s failed", generation.id)
-        return generation_fail(generation_id=str(generation.id), error=f"{type(exc).__name__}: {exc}")
+        return generation_fail(
+            generation_id=str(generation.id), error=f"{type(exc).__name__}: {exc}"
+        )
 
     usage = meter.usage
     with transaction.atomic():
@@ -367,7 +369,6 @@ def generation_fail(*, generation_id: str, error: str) -> Generation:
     return Generation.objects.get(pk=generation_id)
 
 
-
 def metrics_compute(*, generation_id: str) -> MetricsRun | None:
     """Measure a finished generation's video and store one row per metric; idempotent.
 
@@ -399,7 +400,9 @@ def metrics_compute(*, generation_id: str) -> MetricsRun | None:
         )
         run.refresh_from_db()
         return run
-    metric_store(generation=generation, values=result, version=version, source=MetricValue.Source.SERVER)
+    metric_store(
+        generation=generation, values=result, version=version, source=MetricValue.Source.SERVER
+    )
     MetricsRun.objects.filter(pk=run.pk).update(
         status=MetricsRun.Status.SUCCEEDED,
         decode_seconds=result.get("decode_seconds"),
@@ -419,7 +422,9 @@ def metric_store(
     Server rows and worker rows are separate: a worker's post never touches the server's rows.
     """
     rows = [
-        MetricValue(generation=generation, name=name, value=float(value), version=version, source=source)
+        MetricValue(
+            generation=generation, name=name, value=float(value), version=version, source=source
+        )
         for name, value in values.items()
         if isinstance(value, (int, float)) and not isinstance(value, bool)
     ]

@@ -24,17 +24,29 @@ def criteria_resolve(*, require_approval: bool | None = None) -> FeedbackSetting
         criteria = feedback.improvement_criteria
         guardrails = replace(
             criteria.guardrails,
-            **{f: getattr(overrides, f) for f in GUARDRAIL_FIELDS if getattr(overrides, f) is not None},
+            **{
+                f: getattr(overrides, f)
+                for f in GUARDRAIL_FIELDS
+                if getattr(overrides, f) is not None
+            },
         )
         criteria = replace(
             criteria,
             guardrails=guardrails,
-            **{f: getattr(overrides, f) for f in CRITERIA_FIELDS if getattr(overrides, f) is not None},
+            **{
+                f: getattr(overrides, f)
+                for f in CRITERIA_FIELDS
+                if getattr(overrides, f) is not None
+            },
         )
         feedback = replace(feedback, improvement_criteria=criteria)
         if overrides.min_feedback_for_analysis is not None:
-            feedback = replace(feedback, min_feedback_for_analysis=overrides.min_feedback_for_analysis)
+            feedback = replace(
+                feedback, min_feedback_for_analysis=overrides.min_feedback_for_analysis
+            )
     return replace(
         feedback,
-        require_approval=settings.IMPROVER_REQUIRE_APPROVAL if require_approval is None else require_approval,
+        require_approval=settings.IMPROVER_REQUIRE_APPROVAL
+        if require_approval is None
+        else require_approval,
     )

@@ -17,7 +17,6 @@ from itertools import chain
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Avg, Count, Exists, OuterRef, Q
@@ -29,6 +28,7 @@ from generation.selectors import revision_active
 from generation.services import revision_approve_and_activate, revision_create, revision_transition
 from improvements.criteria import criteria_resolve
 from improvements.models import Experiment, ExperimentDecision
+from improvements.schedules import periodic_task_ensure
 from improvements.stats import ArmCounts, corrected_means, guardrails, sequential_decision
 from reviews.models import IssueReport, Rating, Review
 
@@ -438,17 +438,8 @@ def revision_rollback_to(
 
 def experiment_schedule_ensure(*, every_minutes: int = 5) -> bool:
     """Create the periodic canary evaluation if it does not exist; returns True if created."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    if PeriodicTask.objects.filter(name=EXPERIMENT_TASK_NAME).exists():
-        return False
-    interval, _ = IntervalSchedule.objects.get_or_create(
-        every=every_minutes, period=IntervalSchedule.MINUTES
-    )
-    PeriodicTask.objects.create(
+    return periodic_task_ensure(
         name=EXPERIMENT_TASK_NAME,
         task="improvements.tasks.experiments_evaluate_task",
-        interval=interval,
-        queue=settings.CELERY_QUEUES_USED["improver"],
+        every_minutes=every_minutes,
     )
-    return True

@@ -28,7 +28,10 @@ class AnalysisRun(models.Model):
     )
     skipped_reason = models.CharField(max_length=255, blank=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -53,7 +56,10 @@ class ImproverSettings(models.Model):
     max_generation_seconds_ratio = models.FloatField(null=True, blank=True)
     max_issue_rate_increase = models.FloatField(null=True, blank=True)
     updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -89,7 +95,9 @@ class Experiment(models.Model):
         ABORTED = "aborted", "aborted"
 
     candidate = models.ForeignKey(
-        "generation.ConfigRevision", on_delete=models.PROTECT, related_name="experiments_as_candidate"
+        "generation.ConfigRevision",
+        on_delete=models.PROTECT,
+        related_name="experiments_as_candidate",
     )
     control = models.ForeignKey(
         "generation.ConfigRevision", on_delete=models.PROTECT, related_name="experiments_as_control"
@@ -101,7 +109,10 @@ class Experiment(models.Model):
     min_ratings_per_arm = models.PositiveIntegerField()
     result = models.JSONField(default=dict, blank=True, help_text="the latest numbers")
     started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     started_at = models.DateTimeField(auto_now_add=True)
@@ -111,10 +122,13 @@ class Experiment(models.Model):
         ordering = ["-started_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["status"], condition=models.Q(status="running"), name="one_running_experiment"
+                fields=["status"],
+                condition=models.Q(status="running"),
+                name="one_running_experiment",
             ),
             models.CheckConstraint(
-                condition=models.Q(share__gt=0) & models.Q(share__lt=1), name="experiment_share_in_range"
+                condition=models.Q(share__gt=0) & models.Q(share__lt=1),
+                name="experiment_share_in_range",
             ),
             models.CheckConstraint(
                 condition=~models.Q(candidate=models.F("control")), name="experiment_two_revisions"

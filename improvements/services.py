@@ -1,94 +1,39 @@
-"""The improver: analyse ratings per revision and dimension and propose a targeted revision.
+"""The improver: analyse all feedback, store the snapshot, and propose one revision.
 
-This is deliberately small: it looks at the active revision's weakest dimension and proposes
-the parameter change that addresses it, with the numbers that triggered it. Bias correction,
-agreement, pairwise rankings and canaries come on top of this.
+`improvement_check` runs once enough new ratings have arrived: it computes the full analysis
+(improvements/analysis.py: bias-corrected means, agreement, Bradley–Terry, issue rates,
+metric correlations, generation times), stores it as an AnalysisRun, and asks
+improvements/proposals.py for one proposal for the active revision — a targeted fix first,
+else model selection or parameter tuning.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Avg, Count, Max, StdDev
+from django.db.models import Max
 
 from feedbackloop.config import ImprovementCriteria
 from generation.models import ConfigRevision
-from generation.params import PARAM_SCHEMA, params_diff
 from generation.selectors import revision_active
 from generation.services import revision_approve_and_activate, revision_create
+from improvements.analysis import analysis_compute
 from improvements.models import AnalysisRun
+from improvements.proposals import Fix, fix_for_dimension, proposal_choose
+from improvements.schedules import periodic_task_ensure
 from reviews.models import Rating
 
 S = ConfigRevision.Status
 
-
-@dataclass(frozen=True)
-class Fix:
-    description: str
-    changes: dict[str, Any]
-
-
-def _clamp(key: str, value: float) -> float:
-    spec = PARAM_SCHEMA[key]
-    value = min(max(value, spec.low), spec.high)
-    return int(round(value)) if spec.kind == "int" else round(value, 3)
-
-
-def _step_variant(params: dict[str, Any]) -> dict[str, Any]:
-    order = PARAM_SCHEMA["model_variant"].choices
-    index = order.index(params["model_variant"])
-    return {"model_variant": order[min(index + 1, len(order) - 1)]}
-
-
-def fix_for_dimension(dimension: str, params: dict[str, Any]) -> Fix:
-    """The parameter change that targets a weak dimension, given the current params."""
-    if dimension == "visual_quality":
-        changes = _step_variant(params)
-        if changes["model_variant"] == params["model_variant"]:
-            changes = {
-                "sharpen": _clamp("sharpen", params["sharpen"] + 0.3),
-                "grain": _clamp("grain", params["grain"] * 0.5),
-            }
-        return Fix("render at a higher internal scale (or sharpen and cut grain) for crisper frames", changes)
-    if dimension == "temporal_coherence":
-        return Fix(
-            "longer transitions and a slower camera for smoother motion",
-            {
-                "transition_seconds": _clamp("transition_seconds", params["transition_seconds"] + 0.3),
-                "camera_speed": _clamp("camera_speed", params["camera_speed"] * 0.7),
-                **({"transition_style": "crossfade"} if params["transition_style"] == "cut" else {}),
-            },
-        )
-    if dimension == "content_relevance":
-        return Fix(
-            "longer scenes so each key point can be read and understood",
-            {"seconds_per_scene": _clamp("seconds_per_scene", params["seconds_per_scene"] + 0.5)},
-        )
-    if dimension == "factual_accuracy":
-        return Fix(
-            "larger, higher-contrast text and a lower CRF so on-screen facts stay legible",
-            {
-                "text_scale": _clamp("text_scale", params["text_scale"] + 0.2),
-                "text_contrast": _clamp("text_contrast", params["text_contrast"] + 0.1),
-                "crf": _clamp("crf", params["crf"] - 3),
-            },
-        )
-    # overall satisfaction, or any dimension added later: better encode and a better variant
-    changes = {"crf": _clamp("crf", params["crf"] - 3)}
-    changes.update(_step_variant(params))
-    return Fix("a better encode and render variant for overall quality", changes)
-
-
-def _interval(mean: float, sd: float | None, n: int) -> list[float] | None:
-    if n < 2 or sd is None:
-        return None
-    half = 1.96 * sd / math.sqrt(n)
-    return [round(mean - half, 3), round(mean + half, 3)]
+__all__ = [
+    "Fix",
+    "fix_for_dimension",
+    "improvement_check",
+    "improvement_log",
+    "improver_schedule_ensure",
+]
 
 
 def improvement_check(
@@ -98,95 +43,79 @@ def improvement_check(
     criteria: ImprovementCriteria,
     trigger: str = AnalysisRun.Trigger.SCHEDULE,
     actor: AbstractBaseUser | None = None,
+    seed: int | None = None,
 ) -> list[ConfigRevision]:
     """Run one analysis; propose (and with ``require_approval=False`` apply) a revision.
 
     Nothing happens below the feedback threshold: the count is of ratings newer than the
-    previous analysis, so the same feedback never triggers two proposals.
+    previous analysis, so the same feedback never triggers two proposals. ``seed`` fixes the
+    exploration's randomness (default: the run's number, so successive runs differ).
     """
+    last = AnalysisRun.objects.order_by("-id").first()
+    since = last.last_rating_id if last else 0
+    newest = Rating.objects.aggregate(m=Max("id"))["m"] or 0
+    new_ratings = Rating.objects.filter(id__gt=since, id__lte=newest).count()
+    if new_ratings < min_feedback:
+        # Below the threshold: no run is stored, so the next run still counts these.
+        return []
+    # The analysis takes seconds at scale: compute it before taking the improver's lock, so
+    # reviewers' writes are not held up (on SQLite a write transaction blocks all writers).
+    snapshot = analysis_compute(criteria=criteria)
     with transaction.atomic():
-        last = AnalysisRun.objects.select_for_update().order_by("-id").first()
-        since = last.last_rating_id if last else 0
-        newest = Rating.objects.aggregate(m=Max("id"))["m"] or 0
-        new_ratings = Rating.objects.filter(id__gt=since).count()
+        latest = AnalysisRun.objects.select_for_update().order_by("-id").first()
+        if (latest.pk if latest else None) != (last.pk if last else None):
+            return []  # another run analysed this feedback meanwhile
         run = AnalysisRun(
             trigger=trigger,
             new_ratings=new_ratings,
-            ratings_seen=Rating.objects.count(),
+            ratings_seen=Rating.objects.filter(id__lte=newest).count(),
+            last_rating_id=newest,
             actor=actor if actor is not None and actor.is_authenticated else None,
         )
-        if new_ratings < min_feedback:
-            # Below the threshold: no snapshot is stored, so the next run still counts these.
-            return []
-        run.last_rating_id = newest
         active = revision_active()
+        snapshot["active_revision"] = active.number if active else None
+        run.snapshot = snapshot
         if active is None:
             run.skipped_reason = "no active revision"
             run.save()
             return []
-        stats = list(
-            Rating.objects.filter(review__generation__revision=active)
-            .values("dimension__slug")
-            .annotate(mean=Avg("value"), sd=StdDev("value", sample=True), n=Count("id"))
-            .order_by("mean", "dimension__slug")
-        )
-        per_dimension = {
-            row["dimension__slug"]: {
-                "mean": round(row["mean"], 3),
-                "n": row["n"],
-                "ci95": _interval(row["mean"], row["sd"], row["n"]),
-            }
-            for row in stats
-        }
-        run.snapshot = {"active_revision": active.number, "dimensions": per_dimension}
         pending = ConfigRevision.objects.filter(
             parent=active, status__in=[S.PROPOSED, S.APPROVED, S.CANARY]
         ).exists()
-        weak = [r for r in stats if r["mean"] < criteria.target_rating]
         if pending:
             run.skipped_reason = f"a proposal for r{active.number} is already awaiting a decision"
-        elif not weak:
-            run.skipped_reason = (
-                f"every rated dimension of r{active.number} is at or above {criteria.target_rating}"
-            )
-        if run.skipped_reason:
             run.save()
             return []
-
-        target = weak[0]
-        slug = target["dimension__slug"]
-        fix = fix_for_dimension(slug, active.params)
-        new_params = {**active.params, **fix.changes}
-        if not params_diff(active.params, new_params):
-            run.skipped_reason = f"no parameter change left to try for {slug}"
-            run.save()
-            return []
-        stat = per_dimension[slug]
-        ci = f" (95% CI {stat['ci95'][0]}–{stat['ci95'][1]})" if stat["ci95"] else ""
-        gap = criteria.target_rating - target["mean"]
-        rationale = (
-            f"{slug.replace('_', ' ')} is the weakest dimension of r{active.number}: mean "
-            f"{stat['mean']} from {stat['n']} ratings{ci}, below the target of "
-            f"{criteria.target_rating}. Proposed: {fix.description}."
+        run_seed = seed if seed is not None else (last.pk + 1 if last else 1)
+        proposal, why_not = proposal_choose(
+            snapshot=snapshot, active=active, criteria=criteria, seed=run_seed
         )
+        if proposal is None:
+            run.skipped_reason = why_not[:255]
+            snapshot["proposal"] = {"skipped": why_not}
+            run.save()
+            return []
+        snapshot["proposal"] = {
+            "kind": proposal.kind,
+            "diff": proposal.diff,
+            "predicted_impact": proposal.predicted_impact,
+        }
         revision = revision_create(
-            params=new_params,
+            params=proposal.params,
             parent=active,
             source=ConfigRevision.Source.IMPROVER,
-            rationale=rationale,
-            evidence={"dimension": slug, **stat, "all_dimensions": per_dimension},
-            predicted_impact={
-                "dimension": slug,
-                "expected_change": round(min(gap, criteria.min_effect * 2), 3),
-                "basis": "heuristic: a targeted fix is expected to close part of the gap to target",
-            },
+            rationale=proposal.rationale,
+            evidence={"improver": proposal.kind, **proposal.evidence, "diff": proposal.diff},
+            predicted_impact=proposal.predicted_impact,
             created_by=actor,
         )
         run.save()
         run.proposed.add(revision)
         if not require_approval:
             revision = revision_approve_and_activate(
-                revision=revision, actor=actor, note="applied automatically (require_approval: false)"
+                revision=revision,
+                actor=actor,
+                note="applied automatically (require_approval: false)",
             )
         return [revision]
 
@@ -232,17 +161,8 @@ def improver_schedule_ensure(*, every_minutes: int) -> bool:
 
     An existing schedule is left alone: an admin may have changed its interval.
     """
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    if PeriodicTask.objects.filter(name=IMPROVER_TASK_NAME).exists():
-        return False
-    interval, _ = IntervalSchedule.objects.get_or_create(
-        every=every_minutes, period=IntervalSchedule.MINUTES
-    )
-    PeriodicTask.objects.create(
+    return periodic_task_ensure(
         name=IMPROVER_TASK_NAME,
         task="improvements.tasks.improver_run_task",
-        interval=interval,
-        queue=settings.CELERY_QUEUES_USED["improver"],
+        every_minutes=every_minutes,
     )
-    return True

@@ -9,8 +9,14 @@ from improvements import services
 from improvements.criteria import criteria_resolve
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3,
-             soft_time_limit=600, time_limit=660)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=600,
+    time_limit=660,
+)
 def improver_run_task() -> list[int]:
     """Analyse feedback once the threshold is met; propose revisions for an admin."""
     feedback = criteria_resolve()

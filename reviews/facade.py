@@ -48,7 +48,10 @@ class FeedbackCollector:
 
     def automated_metrics(self, generation_id: str) -> dict[str, float | None]:
         rows = MetricValue.objects.filter(generation_id=generation_id).order_by("source", "name")
-        return {row.name if row.source == "server" else f"{row.source}:{row.name}": row.value for row in rows}
+        return {
+            row.name if row.source == "server" else f"{row.source}:{row.name}": row.value
+            for row in rows
+        }
 
     def summary(self) -> dict[str, Any]:
         return selectors.feedback_summary()

@@ -52,9 +52,7 @@ class Review(models.Model):
 
 class Rating(models.Model):
     review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="ratings")
-    dimension = models.ForeignKey(
-        RatingDimension, on_delete=models.PROTECT, related_name="ratings"
-    )
+    dimension = models.ForeignKey(RatingDimension, on_delete=models.PROTECT, related_name="ratings")
     value = models.PositiveSmallIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -164,6 +162,9 @@ class ComparisonDimensionWinner(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.dimension_id}: {self.winner}"
+
 
 class ReviewDraft(models.Model):
     """A review in progress, autosaved by the browser so that no work is lost."""
@@ -171,7 +172,9 @@ class ReviewDraft(models.Model):
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_drafts"
     )
-    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="review_drafts")
+    generation = models.ForeignKey(
+        Generation, on_delete=models.CASCADE, related_name="review_drafts"
+    )
     data = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -95,6 +95,23 @@ def reviewer(db):
 
 
 @pytest.fixture
+def rating_dimensions(db):
+    """The seeded rating dimensions, for transactional tests: a flush between such tests wipes
+    the data migration's rows (serialized_rollback would restore them, but it collides with the
+    content types that post_migrate recreates after another transactional test's flush)."""
+    import importlib
+
+    from reviews.models import RatingDimension
+
+    seed = importlib.import_module("reviews.migrations.0002_seed_rating_dimensions")
+    for slug, label, description, order in seed.DIMENSIONS:
+        RatingDimension.objects.get_or_create(
+            slug=slug, defaults={"label": label, "description": description, "order": order}
+        )
+    return list(RatingDimension.objects.all())
+
+
+@pytest.fixture
 def output_dir(request) -> Path:
     """A folder under test-output/ named after the test, for screenshots and artefacts."""
     path = Path("test-output") / request.node.name

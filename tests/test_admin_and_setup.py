@@ -20,8 +20,11 @@ def admin_client_logged_in(client):
 def test_revision_changelist_shows_number_status_source_author_and_param_diff(
     admin_client_logged_in, active_revision
 ):
-    revision_create(params={**active_revision.params, "crf": 18}, parent=active_revision,
-                    rationale="sharper text")
+    revision_create(
+        params={**active_revision.params, "crf": 18},
+        parent=active_revision,
+        rationale="sharper text",
+    )
     page = admin_client_logged_in.get("/admin/generation/configrevision/").content.decode()
     assert "<code>crf</code>: 23 → <b>18</b>" in page
     assert "proposed" in page and "active" in page and "initial" in page and "sharper text" in page
@@ -57,7 +60,9 @@ def test_admin_add_with_a_bad_param_shows_the_error_and_saves_nothing(
     assert ConfigRevision.objects.count() == 1
 
 
-def test_approve_action_activates_and_retires_the_old_revision(admin_client_logged_in, active_revision):
+def test_approve_action_activates_and_retires_the_old_revision(
+    admin_client_logged_in, active_revision
+):
     proposal = revision_create(params={"crf": 20}, parent=active_revision)
     admin_client_logged_in.post(
         "/admin/generation/configrevision/",
@@ -85,7 +90,9 @@ def test_setup_site_twice_makes_one_of_everything(django_capture_on_commit_callb
     assert len(first) == 3 and len(second) == 3  # still queued: asked again, claimed once
     assert PeriodicTask.objects.filter(task="improvements.tasks.improver_run_task").count() == 1
     reviewer = get_user_model().objects.get(username="reviewer")
-    assert reviewer.check_password("s3cret-pass") and reviewer.groups.filter(name="reviewer").exists()
+    assert (
+        reviewer.check_password("s3cret-pass") and reviewer.groups.filter(name="reviewer").exists()
+    )
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_staff and admin.has_perm("generation.approve_configrevision")
 

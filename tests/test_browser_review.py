@@ -22,8 +22,9 @@ from tests.factories import UserFactory
 pytestmark = [
     pytest.mark.browser,
     # The live server runs in another thread, so the test cannot hold a transaction open; the
-    # serialized rollback puts the migrations' rating dimensions back for every test.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # rating_dimensions fixture puts the migration's rating dimensions back for every test.
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("rating_dimensions"),
 ]
 
 PASSWORD = "pass-12345"

@@ -65,12 +65,29 @@ def worker(settings, tmp_path):
         "METRICS_OCR_ENABLED": "false",
         "CELERY_QUEUE_NAMESPACE": namespace,
     }
-    log = open(tmp_path / "worker.log", "w")
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open for the worker's lifetime
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "feedbackloop", "worker", "--loglevel=INFO",
-         "-Q", ",".join(queues.values()), "--concurrency", "1", "--pool", "solo",
-         "-n", f"{namespace}worker@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "feedbackloop",
+            "worker",
+            "--loglevel=INFO",
+            "-Q",
+            ",".join(queues.values()),
+            "--concurrency",
+            "1",
+            "--pool",
+            "solo",
+            "-n",
+            f"{namespace}worker@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     yield proc
     proc.terminate()

@@ -36,7 +36,10 @@ def test_bad_yaml_names_the_file(tmp_path):
         ("generator:\n  params:\n    colour: red\n", "generator.params.colour"),
         ("feedback:\n  min_feedback_for_analysis: 0\n", "feedback.min_feedback_for_analysis"),
         ("feedback:\n  require_approval: maybe\n", "feedback.require_approval"),
-        ("feedback:\n  improvement_criteria:\n    canary_share: 2\n", "feedback.improvement_criteria.canary_share"),
+        (
+            "feedback:\n  improvement_criteria:\n    canary_share: 2\n",
+            "feedback.improvement_criteria.canary_share",
+        ),
         ("feedback:\n  analysis_frequency: 5\n", "feedback.analysis_frequency"),
         ("storage:\n  output_dir: ''\n", "storage.output_dir"),
     ],

@@ -151,7 +151,8 @@ def test_charts_handle_missing_values():
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("rating_dimensions")
 def test_dashboard_screenshot(live_server, output_dir, monkeypatch, small_params):
     require_chromium()
     from playwright.sync_api import sync_playwright

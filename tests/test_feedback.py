@@ -12,7 +12,10 @@ pytestmark = pytest.mark.django_db
 
 def test_rating_dimensions_are_seeded():
     assert set(RatingDimension.objects.values_list("slug", flat=True)) == {
-        "visual_quality", "temporal_coherence", "content_relevance", "factual_accuracy",
+        "visual_quality",
+        "temporal_coherence",
+        "content_relevance",
+        "factual_accuracy",
         "overall_satisfaction",
     }
 
@@ -30,7 +33,9 @@ def test_database_refuses_an_issue_that_ends_before_it_starts(reviewer):
     generation = FinishedGenerationFactory()
     review = Review.objects.create(reviewer=reviewer, generation=generation)
     with pytest.raises(IntegrityError), transaction.atomic():
-        IssueReport.objects.create(review=review, generation=generation, category="blur", start_s=3, end_s=2)
+        IssueReport.objects.create(
+            review=review, generation=generation, category="blur", start_s=3, end_s=2
+        )
 
 
 def test_one_review_per_reviewer_and_generation(reviewer):
@@ -56,7 +61,11 @@ def test_one_review_per_reviewer_and_generation(reviewer):
 def test_bad_ratings_raise_a_clear_error_and_write_nothing(reviewer, ratings, message):
     generation = FinishedGenerationFactory()
     with pytest.raises(InvalidInput, match=message):
-        review_create(reviewer=reviewer, generation=generation, ratings={"overall_satisfaction": 4, **ratings} if ratings else ratings)
+        review_create(
+            reviewer=reviewer,
+            generation=generation,
+            ratings={"overall_satisfaction": 4, **ratings} if ratings else ratings,
+        )
     assert Review.objects.count() == 0 and Rating.objects.count() == 0
 
 
@@ -64,7 +73,9 @@ def test_issue_past_the_end_of_the_video_is_refused_with_nothing_written(reviewe
     generation = FinishedGenerationFactory(duration_s=5.0)
     with pytest.raises(InvalidInput, match="video is 5.00 s long"):
         review_create(
-            reviewer=reviewer, generation=generation, ratings={"visual_quality": 3},
+            reviewer=reviewer,
+            generation=generation,
+            ratings={"visual_quality": 3},
             issues=[IssueInput(category="blur", start_s=4.0, end_s=6.0)],
         )
     assert Review.objects.count() == 0 and IssueReport.objects.count() == 0
@@ -79,7 +90,11 @@ def test_unfinished_generation_cannot_be_reviewed(reviewer):
 def test_comparison_needs_two_different_finished_generations(reviewer):
     a, b = FinishedGenerationFactory(), FinishedGenerationFactory()
     comparison = comparison_record(
-        reviewer=reviewer, left=a, right=b, winner="left", dimension_winners={"visual_quality": "tie"}
+        reviewer=reviewer,
+        left=a,
+        right=b,
+        winner="left",
+        dimension_winners={"visual_quality": "tie"},
     )
     assert comparison.winning_generation_id == a.pk
     assert comparison.dimension_winners.get().winner == "tie"
@@ -92,7 +107,8 @@ def test_comparison_needs_two_different_finished_generations(reviewer):
 def test_feedback_summary_has_every_dimension_counts_issues_and_active_revision(active_revision):
     generation = FinishedGenerationFactory(revision=active_revision)
     review_create(
-        reviewer=UserFactory(), generation=generation,
+        reviewer=UserFactory(),
+        generation=generation,
         ratings={"visual_quality": 4, "content_relevance": 5},
         issues=[IssueInput(category="flicker", start_s=1, end_s=2)],
     )

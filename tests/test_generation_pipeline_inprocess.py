@@ -68,7 +68,9 @@ def test_request_enqueues_render_on_commit_and_eager_task_finishes_it(
 
 def test_idempotency_key_returns_the_same_generation_and_refuses_a_different_body(active_revision):
     first, created = services.generation_request(prompt="Same", idempotency_key="k1", enqueue=False)
-    second, created_again = services.generation_request(prompt="Same", idempotency_key="k1", enqueue=False)
+    second, created_again = services.generation_request(
+        prompt="Same", idempotency_key="k1", enqueue=False
+    )
     assert created and not created_again and first.pk == second.pk
     with pytest.raises(Conflict):
         services.generation_request(prompt="Different", idempotency_key="k1", enqueue=False)

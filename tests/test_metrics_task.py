@@ -26,9 +26,22 @@ def test_task_stores_one_row_per_metric_with_the_version(finished):
     assert {r.version for r in rows} == {videometrics.METRICS_VERSION}
     names = [r.name for r in rows]
     assert len(names) == len(set(names))
-    for key in ("sharpness", "noise_sigma", "blockiness", "colorfulness", "exposure_clipped",
-                "flicker", "temporal_flickering", "temporal_ssim", "warp_error", "motion",
-                "text_cer", "visual_quality", "temporal_coherence", "factual_accuracy"):
+    for key in (
+        "sharpness",
+        "noise_sigma",
+        "blockiness",
+        "colorfulness",
+        "exposure_clipped",
+        "flicker",
+        "temporal_flickering",
+        "temporal_ssim",
+        "warp_error",
+        "motion",
+        "text_cer",
+        "visual_quality",
+        "temporal_coherence",
+        "factual_accuracy",
+    ):
         assert key in names
     assert 0 <= rows.get(name="visual_quality").value <= 1
 
@@ -47,12 +60,16 @@ def test_recompute_at_a_new_version_replaces_older_rows(finished, monkeypatch):
     metrics_compute_task.delay(str(finished.id))
     monkeypatch.setattr(videometrics, "METRICS_VERSION", videometrics.METRICS_VERSION + 1)
     metrics_compute_task.delay(str(finished.id))
-    versions = set(MetricValue.objects.filter(generation=finished).values_list("version", flat=True))
+    versions = set(
+        MetricValue.objects.filter(generation=finished).values_list("version", flat=True)
+    )
     assert versions == {videometrics.METRICS_VERSION}
 
 
 def test_worker_rows_are_never_touched_by_the_server(finished):
-    services.metric_store(generation=finished, values={"sharpness": 1.0}, version=1, source="worker")
+    services.metric_store(
+        generation=finished, values={"sharpness": 1.0}, version=1, source="worker"
+    )
     metrics_compute_task.delay(str(finished.id))
     assert MetricValue.objects.get(generation=finished, source="worker").value == 1.0
 
@@ -72,6 +89,8 @@ def test_corrupt_video_marks_the_run_failed_with_the_reason_and_writes_no_rows(f
 def test_compute_metrics_command_prints_one_json_object(finished, tmp_path, capsys):
     script = tmp_path / "script.json"
     script.write_text(json.dumps(finished.script))
-    call_command("compute_metrics", finished.video.path, "--script-file", str(script), "--json", "--no-ocr")
+    call_command(
+        "compute_metrics", finished.video.path, "--script-file", str(script), "--json", "--no-ocr"
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["frames"] > 0 and data["width"] == 192

@@ -54,7 +54,9 @@ def test_usage_example_runs_as_written(config_file, tmp_path):
 def _rate(generator, generation_id, n, ratings):
     for i in range(n):
         generator.feedback_integration.record_human_feedback(
-            generation_id=generation_id, ratings=ratings, reviewer=UserFactory(username=f"r{i}-{id(ratings)}")
+            generation_id=generation_id,
+            ratings=ratings,
+            reviewer=UserFactory(username=f"r{i}-{id(ratings)}"),
         )
 
 
@@ -86,7 +88,9 @@ def test_library_default_applies_a_fix_for_the_weakest_dimension(config_file):
 
 
 def test_with_require_approval_the_proposal_waits_for_an_admin(config_file):
-    generator = VideoGenerator(config_path=config_file(min_feedback_for_analysis=2, require_approval=True))
+    generator = VideoGenerator(
+        config_path=config_file(min_feedback_for_analysis=2, require_approval=True)
+    )
     result = generator.generate_video(prompt="Needs approval", measure=False)
     _rate(generator, result["generation_id"], 2, {"visual_quality": 2})
     [proposal] = generator.check_for_improvements()
@@ -107,7 +111,9 @@ def test_bad_feedback_raises_and_writes_nothing(config_file, kwargs, error, mess
     generator = VideoGenerator(config_path=config_file())
     result = generator.generate_video(prompt="Feedback errors", measure=False)
     with pytest.raises(error, match=message):
-        generator.feedback_integration.record_human_feedback(generation_id=result["generation_id"], **kwargs)
+        generator.feedback_integration.record_human_feedback(
+            generation_id=result["generation_id"], **kwargs
+        )
     assert Review.objects.count() == 0
 
 

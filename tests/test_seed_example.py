@@ -25,10 +25,21 @@ def example_run(tmp_path_factory):
         "MEDIA_ROOT": str(work / "media"),
         "PYTHONPATH": str(ROOT),
     }
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"],
-                   cwd=work, env=env, check=True, capture_output=True)
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "seed_usage.py")],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "seed_usage.py")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return work, done.stdout
 

@@ -25,17 +25,36 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         python = sys.executable
-        beat_schedule = os.path.join(os.environ.get("FEEDBACKLOOP_VAR_DIR", "var"), "celerybeat.pid")
+        beat_schedule = os.path.join(
+            os.environ.get("FEEDBACKLOOP_VAR_DIR", "var"), "celerybeat.pid"
+        )
         commands = {
             "web": [python, "manage.py", "runserver", options["addr"], "--noreload"],
             "worker": [
-                python, "-m", "celery", "-A", "feedbackloop", "worker", "--loglevel=INFO",
-                "-Q", ",".join(settings.CELERY_QUEUES_USED.values()), "--concurrency", options["concurrency"],
-                "-n", "embedded@%h",
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "feedbackloop",
+                "worker",
+                "--loglevel=INFO",
+                "-Q",
+                ",".join(settings.CELERY_QUEUES_USED.values()),
+                "--concurrency",
+                options["concurrency"],
+                "-n",
+                "embedded@%h",
             ],
             "beat": [
-                python, "-m", "celery", "-A", "feedbackloop", "beat", "--loglevel=INFO",
-                "--pidfile", beat_schedule,
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "feedbackloop",
+                "beat",
+                "--loglevel=INFO",
+                "--pidfile",
+                beat_schedule,
             ],
         }
         if os.path.exists(beat_schedule):
@@ -53,13 +72,17 @@ class Command(BaseCommand):
             # Own process groups: the terminal's Ctrl-C reaches us, and we stop them in order.
             children[name] = subprocess.Popen(cmd, start_new_session=True)
             self.stdout.write(f"started {name} (pid {children[name].pid})")
-        self.stdout.write(self.style.SUCCESS(f"site on http://{options['addr']}/  — Ctrl-C stops all"))
+        self.stdout.write(
+            self.style.SUCCESS(f"site on http://{options['addr']}/  — Ctrl-C stops all")
+        )
         exit_code = 0
         try:
             while not stopping:
                 for name, child in children.items():
                     if child.poll() is not None:
-                        self.stderr.write(f"{name} exited with {child.returncode}; stopping the rest")
+                        self.stderr.write(
+                            f"{name} exited with {child.returncode}; stopping the rest"
+                        )
                         exit_code = 1
                         stopping = True
                         break
@@ -69,7 +92,7 @@ class Command(BaseCommand):
                 if child.poll() is None:
                     os.killpg(child.pid, signal.SIGTERM)
             deadline = time.time() + 20
-            for name, child in children.items():
+            for child in children.values():
                 try:
                     child.wait(timeout=max(deadline - time.time(), 0.1))
                 except subprocess.TimeoutExpired:

@@ -71,7 +71,9 @@ class Command(BaseCommand):
         perms = []
         for name in names:
             app_label, codename = name.split(".")
-            perms.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+            perms.append(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
         return perms
 
     def _user(self, prefix: str, username: str, password: str, *, staff: bool):
@@ -83,7 +85,13 @@ class Command(BaseCommand):
         if created or os.environ.get(f"{prefix}_PASSWORD"):
             user.set_password(password)
             user.save()
-            self.stdout.write(self.style.SUCCESS(f"{'admin' if staff else 'reviewer'} login: {username} / {password}"))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"{'admin' if staff else 'reviewer'} login: {username} / {password}"
+                )
+            )
         else:
-            self.stdout.write(f"{'admin' if staff else 'reviewer'} login: {username} (password unchanged)")
+            self.stdout.write(
+                f"{'admin' if staff else 'reviewer'} login: {username} (password unchanged)"
+            )
         return user

@@ -1,0 +1,361 @@
+"""One analysis of all feedback, stored as an AnalysisRun snapshot.
+
+The database aggregates and hands over compact columns; the numerics run in numpy/scipy
+(improvements/stats). No per-rating Python objects are built: the big pulls run the ORM's
+compiled SQL on a plain cursor (no field converters), and ids are factorised to 0-based indices.
+
+Snapshot keys (the dashboard reads these; every float is JSON-safe, NaN becomes null):
+computed_at, ratings, reviews, comparisons, revisions, corrected, agreement, bradley_terry,
+issue_rates, correlations, generation_seconds. See docs/improver-statistics.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from django.db import connection
+from django.db.models import Avg, Count, Q, QuerySet
+from django.utils import timezone
+
+from feedbackloop.config import ImprovementCriteria
+from generation.models import ConfigRevision, Generation, MetricValue
+from improvements.stats import (
+    bradley_terry,
+    corrected_means,
+    krippendorff_alpha_ordinal_from_ratings,
+    metric_rating_correlations,
+)
+from reviews.models import Comparison, IssueReport, Rating, RatingDimension, Review
+
+# Server metrics worth correlating with ratings: quality measurements, not bookkeeping
+# (frame counts, sizes, timings).
+CORRELATED_METRICS = (
+    "visual_quality",
+    "temporal_coherence",
+    "factual_accuracy",
+    "sharpness",
+    "noise_sigma",
+    "blockiness",
+    "flicker",
+    "temporal_ssim",
+    "warp_error",
+    "jitter",
+    "text_cer",
+)
+OVERALL_DIMENSION = "overall_satisfaction"
+BOOTSTRAP_SAMPLES = 1000
+_FETCH = 50_000
+
+
+def _clean(x: Any, digits: int = 4) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return round(x, digits) if math.isfinite(x) else None
+
+
+def _chunks(queryset: QuerySet) -> Iterable[list[tuple]]:
+    """The queryset's rows as plain DB tuples in chunks (no model or converter per row).
+
+    Ids come back as the database stores them (e.g. hex text for UUIDs on SQLite); every
+    lookup built here uses the same raw form, so they match.
+    """
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while True:
+            chunk = cursor.fetchmany(_FETCH)
+            if not chunk:
+                return
+            yield chunk
+
+
+def _rows(queryset: QuerySet) -> Iterable[tuple]:
+    for chunk in _chunks(queryset):
+        yield from chunk
+
+
+def _rating_arrays() -> dict[str, np.ndarray]:
+    """Every rating as aligned columns: revision number, reviewer, generation index, dimension."""
+    # Generation -> revision number: one small query instead of a join per rating.
+    gen_index: dict[Any, int] = {}
+    gen_revision: list[int] = []
+    for gen_id, number in _rows(
+        Generation.objects.filter(reviews__isnull=False)
+        .values_list("id", "revision__number")
+        .distinct()
+        .order_by()
+    ):
+        gen_index[gen_id] = len(gen_index)
+        gen_revision.append(number)
+    reviewer, generation, dimension, value = [], [], [], []
+    lookup = gen_index.get
+    for chunk in _chunks(
+        Rating.objects.values_list(
+            "review__reviewer_id", "review__generation_id", "dimension_id", "value"
+        ).order_by()
+    ):
+        r, g, d, v = zip(*chunk, strict=True)
+        g = np.fromiter((lookup(x, -1) for x in g), dtype=np.int64, count=len(g))
+        keep = g >= 0  # a review written after the generation map was read: skip it
+        reviewer.append(np.asarray(r, dtype=np.int64)[keep])
+        generation.append(g[keep])
+        dimension.append(np.asarray(d, dtype=np.int64)[keep])
+        value.append(np.asarray(v, dtype=np.float64)[keep])
+    revision_of_gen = np.asarray(gen_revision, dtype=np.int64)
+
+    def join(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+    generation_all = join(generation, np.int64)
+    return {
+        "reviewer": join(reviewer, np.int64),
+        "generation": generation_all,
+        "dimension": join(dimension, np.int64),
+        "value": join(value, np.float64),
+        "revision": revision_of_gen[generation_all],
+        "gen_index": gen_index,  # type: ignore[dict-item]
+        "n_generations": len(gen_index),  # type: ignore[dict-item]
+    }
+
+
+def _corrected(
+    data: dict[str, np.ndarray], slugs: dict[int, str]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float | None]]:
+    corrected: dict[str, list[dict[str, Any]]] = {}
+    agreement: dict[str, float | None] = {}
+    if data["value"].size == 0:
+        return corrected, agreement
+    rev_numbers, rev_idx = np.unique(data["revision"], return_inverse=True)
+    for dim_id, slug in slugs.items():
+        mask = data["dimension"] == dim_id
+        if not mask.any():
+            continue
+        reviewers, reviewer_idx = np.unique(data["reviewer"][mask], return_inverse=True)
+        result = corrected_means(
+            rev_idx[mask],
+            reviewer_idx,
+            data["value"][mask],
+            n_revisions=rev_numbers.size,
+            n_reviewers=reviewers.size,
+            generation=data["generation"][mask],
+        )
+        corrected[slug] = [
+            {
+                "revision": int(rev_numbers[r]),
+                "mean": _clean(result.mean[r]),
+                "ci_low": _clean(result.ci_low[r]),
+                "ci_high": _clean(result.ci_high[r]),
+                "raw_mean": _clean(result.raw_mean[r]),
+                "n": int(result.n[r]),
+                "n_reviewers": int(result.n_reviewers[r]),
+            }
+            for r in range(rev_numbers.size)
+            if result.n[r] > 0
+        ]
+        agreement[slug] = _clean(
+            krippendorff_alpha_ordinal_from_ratings(data["generation"][mask], data["value"][mask])
+        )
+    return corrected, agreement
+
+
+def _bradley_terry() -> tuple[list[dict[str, Any]], int]:
+    rows = list(
+        Comparison.objects.values_list(
+            "left__revision__number", "right__revision__number", "winner"
+        ).order_by()
+    )
+    # A comparison of two generations of one revision says nothing about revisions.
+    rows = [r for r in rows if r[0] != r[1]]
+    if not rows:
+        return [], 0
+    numbers = np.unique([r[0] for r in rows] + [r[1] for r in rows])
+    index = {int(n): i for i, n in enumerate(numbers)}
+    win, lose, tie_a, tie_b = [], [], [], []
+    for left, right, winner in rows:
+        a, b = index[left], index[right]
+        if winner == Comparison.Winner.LEFT:
+            win.append(a), lose.append(b)
+        elif winner == Comparison.Winner.RIGHT:
+            win.append(b), lose.append(a)
+        else:
+            tie_a.append(a), tie_b.append(b)
+    result = bradley_terry(
+        numbers.size, win, lose, tie_a=tie_a, tie_b=tie_b, n_bootstrap=BOOTSTRAP_SAMPLES
+    )
+    table = [
+        {
+            "revision": int(numbers[i]),
+            "strength": _clean(result.strength[i]),
+            "ci_low": _clean(result.ci_low[i]),
+            "ci_high": _clean(result.ci_high[i]),
+            "comparisons": int(result.n_comparisons[i]),
+        }
+        for i in range(numbers.size)
+    ]
+    table.sort(key=lambda row: -(row["strength"] if row["strength"] is not None else -math.inf))
+    return table, len(rows)
+
+
+def _issue_rates() -> list[dict[str, Any]]:
+    reviews = dict(
+        Review.objects.values_list("generation__revision__number")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    rows = (
+        IssueReport.objects.values_list("generation__revision__number", "category")
+        .annotate(n=Count("id"))
+        .order_by("generation__revision__number", "category")
+    )
+    return [
+        {
+            "revision": number,
+            "category": category,
+            "count": count,
+            "reviews": reviews.get(number, 0),
+            "rate": _clean(count / reviews[number]) if reviews.get(number) else None,
+        }
+        for number, category, count in rows
+    ]
+
+
+def _correlations(data: dict[str, Any], slugs: dict[int, str]) -> list[dict[str, Any]]:
+    n_gen = data["n_generations"]
+    if n_gen == 0:
+        return []
+    gen_index: dict[Any, int] = data["gen_index"]
+    metrics = {name: np.full(n_gen, np.nan) for name in CORRELATED_METRICS}
+    # Server rows only (a worker's own figures are not comparable); a newer version wins.
+    rows = _rows(
+        MetricValue.objects.filter(
+            source=MetricValue.Source.SERVER, name__in=CORRELATED_METRICS, value__isnull=False
+        )
+        .values_list("generation_id", "name", "value")
+        .order_by("version")
+    )
+    for gen_id, name, value in rows:
+        g = gen_index.get(gen_id)
+        if g is not None:
+            metrics[name][g] = value
+    metrics = {k: v for k, v in metrics.items() if np.isfinite(v).any()}
+    if not metrics:
+        return []
+    ratings = {}
+    for dim_id, slug in slugs.items():
+        mask = data["dimension"] == dim_id
+        if not mask.any():
+            continue
+        total = np.bincount(data["generation"][mask], weights=data["value"][mask], minlength=n_gen)
+        count = np.bincount(data["generation"][mask], minlength=n_gen)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratings[slug] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return [
+        {
+            "metric": c.metric,
+            "dimension": c.dimension,
+            "rho": _clean(c.rho),
+            "p_value": _clean(c.p_value, 6),
+            "n": c.n,
+        }
+        for c in metric_rating_correlations(metrics, ratings)
+    ]
+
+
+def _generation_seconds() -> list[dict[str, Any]]:
+    G = Generation.Status
+    rows = (
+        Generation.objects.values_list("revision__number")
+        .annotate(
+            mean=Avg("generation_seconds", filter=Q(status=G.SUCCEEDED)),
+            n=Count("id", filter=Q(status=G.SUCCEEDED)),
+            failed=Count("id", filter=Q(status=G.FAILED)),
+        )
+        .order_by("revision__number")
+    )
+    return [
+        {
+            "revision": number,
+            "mean": _clean(mean),
+            "n": n,
+            "failure_rate": _clean(failed / (n + failed)) if n + failed else None,
+        }
+        for number, mean, n, failed in rows
+    ]
+
+
+def analysis_compute(*, criteria: ImprovementCriteria | None = None) -> dict[str, Any]:
+    """Every statistic the improver and the dashboard use, as one JSON-ready snapshot.
+
+    ``criteria`` (from criteria_resolve) is recorded with the snapshot so a proposal can be
+    traced to the thresholds in force when it was made.
+    """
+    slugs = dict(RatingDimension.objects.values_list("id", "slug"))
+    data = _rating_arrays()
+    corrected, agreement = _corrected(data, slugs)
+    bt, n_comparisons = _bradley_terry()
+    snapshot: dict[str, Any] = {
+        "computed_at": timezone.now().isoformat(),
+        "ratings": int(data["value"].size),
+        "reviews": Review.objects.count(),
+        "comparisons": n_comparisons,
+        "revisions": [
+            {"number": number, "status": status, "model_variant": variant}
+            for number, status, variant in ConfigRevision.objects.values_list(
+                "number", "status", "model_variant"
+            ).order_by("number")
+        ],
+        "corrected": corrected,
+        "agreement": agreement,
+        "bradley_terry": bt,
+        "issue_rates": _issue_rates(),
+        "correlations": _correlations(data, slugs),
+        "generation_seconds": _generation_seconds(),
+    }
+    if criteria is not None:
+        snapshot["criteria"] = {
+            "target_rating": criteria.target_rating,
+            "min_effect": criteria.min_effect,
+            "alpha": criteria.alpha,
+            "min_ratings_per_arm": criteria.min_ratings_per_arm,
+            "canary_share": criteria.canary_share,
+        }
+    return snapshot
+
+
+def overall_scores(snapshot: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Each revision's corrected overall score: the overall dimension when rated, else the
+    mean of its rated dimensions' corrected means (interval: the widest half-width)."""
+    by_revision: dict[int, dict[str, Any]] = {}
+    overall = {row["revision"]: row for row in snapshot["corrected"].get(OVERALL_DIMENSION, [])}
+    per_rev: dict[int, list[dict[str, Any]]] = {}
+    for rows in snapshot["corrected"].values():
+        for row in rows:
+            if row["mean"] is not None:
+                per_rev.setdefault(row["revision"], []).append(row)
+    for number, rows in per_rev.items():
+        row = overall.get(number)
+        if row is not None and row["mean"] is not None:
+            by_revision[number] = {**row, "basis": OVERALL_DIMENSION}
+            continue
+        mean = float(np.mean([r["mean"] for r in rows]))
+        halves = [
+            (r["ci_high"] - r["ci_low"]) / 2
+            for r in rows
+            if r["ci_low"] is not None and r["ci_high"] is not None
+        ]
+        half = max(halves) if halves else None
+        by_revision[number] = {
+            "revision": number,
+            "mean": round(mean, 4),
+            "ci_low": round(mean - half, 4) if half is not None else None,
+            "ci_high": round(mean + half, 4) if half is not None else None,
+            "raw_mean": round(float(np.mean([r["raw_mean"] for r in rows])), 4),
+            "n": sum(r["n"] for r in rows),
+            "n_reviewers": max(r["n_reviewers"] for r in rows),
+            "basis": "mean of rated dimensions",
+        }
+    return by_revision
