@@ -90,7 +90,9 @@ class Command(BaseCommand):
         finally:
             for child in children.values():
                 if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGTERM)
+                    # The main process only: Celery stops its own pool (a warm shutdown that
+                    # lets a running task finish); signalling the group would orphan it.
+                    child.terminate()
             deadline = time.time() + 20
             for child in children.values():
                 try:
