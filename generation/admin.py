@@ -337,3 +337,22 @@ class MetricValueAdmin(admin.ModelAdmin):
     list_display = ("generation", "name", "value", "version", "source")
     list_filter = ("name", "source", "version")
     readonly_fields = [f.name for f in MetricValue._meta.fields]
+
+
+@admin.register(RevisionTransition)
+class RevisionTransitionAdmin(admin.ModelAdmin):
+    """The lifecycle log across all revisions; history is never edited."""
+
+    list_display = ("created_at", "revision", "from_status", "to_status", "actor", "note")
+    list_filter = ("to_status",)
+    list_select_related = ("revision", "actor")
+    readonly_fields = ("revision", "from_status", "to_status", "actor", "note", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

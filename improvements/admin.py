@@ -17,7 +17,7 @@ from generation.admin import ConfigRevisionAdmin as BaseConfigRevisionAdmin
 from generation.models import ConfigRevision
 from generation.selectors import revision_active
 from improvements import experiments
-from improvements.models import AnalysisRun, Experiment, ImproverSettings
+from improvements.models import AnalysisRun, Experiment, ExperimentDecision, ImproverSettings
 
 APPROVE_PERMISSION = "generation.approve_configrevision"
 S = ConfigRevision.Status
@@ -325,3 +325,74 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
         if revision is not None:
             extra["revision_buttons"] = self.revision_buttons(request, revision)
         return super().change_view(request, object_id, form_url, extra)
+
+
+class ExperimentDecisionInline(admin.TabularInline):
+    model = ExperimentDecision
+    extra = 0
+    can_delete = False
+    fields = (
+        "created_at",
+        "kind",
+        "estimate",
+        "lower",
+        "upper",
+        "n_candidate",
+        "n_control",
+        "reason",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Canaries and every look at them; decisions are made by the evaluation task, not here."""
+
+    list_display = ("__str__", "status", "share", "started_at", "finished_at")
+    list_filter = ("status",)
+    list_select_related = ("candidate", "control")
+    inlines = [ExperimentDecisionInline]
+    readonly_fields = (
+        "candidate",
+        "control",
+        "share",
+        "status",
+        "alpha",
+        "min_effect",
+        "min_ratings_per_arm",
+        "result",
+        "started_by",
+        "started_at",
+        "finished_at",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ExperimentDecision)
+class ExperimentDecisionAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "experiment",
+        "kind",
+        "estimate",
+        "lower",
+        "upper",
+        "n_candidate",
+        "n_control",
+    )
+    list_filter = ("kind",)
+    readonly_fields = [f.name for f in ExperimentDecision._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -73,3 +73,9 @@ class ReviewDraftAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ComparisonDimensionWinner)
+class ComparisonDimensionWinnerAdmin(admin.ModelAdmin):
+    list_display = ("comparison", "dimension", "winner")
+    list_filter = ("dimension", "winner")

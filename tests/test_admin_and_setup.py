@@ -101,3 +101,14 @@ def test_login_page_is_served_and_home_requires_login(client):
     assert client.get("/accounts/login/").status_code == 200
     response = client.get("/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_every_model_has_an_admin_page_that_opens(admin_client_logged_in, active_revision):
+    from django.apps import apps
+    from django.contrib import admin
+
+    for app in ("generation", "reviews", "improvements"):
+        for model in apps.get_app_config(app).get_models():
+            assert admin.site.is_registered(model), model.__name__
+            url = f"/admin/{app}/{model._meta.model_name}/"
+            assert admin_client_logged_in.get(url).status_code == 200, url
