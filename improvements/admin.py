@@ -324,6 +324,8 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
         extra = dict(extra_context or {})
         if revision is not None:
             extra["revision_buttons"] = self.revision_buttons(request, revision)
+        # A saved revision is immutable: its page has lifecycle buttons, not Save buttons.
+        extra.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False)
         return super().change_view(request, object_id, form_url, extra)
 
 

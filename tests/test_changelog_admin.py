@@ -175,3 +175,16 @@ def test_a_canary_page_has_a_stop_button(boss, proposal, active_revision):
     proposal.refresh_from_db()
     assert proposal.status == "rolled_back" and Experiment.objects.get().status == "aborted"
     assert ConfigRevision.objects.count() == 2
+
+
+def test_revision_page_offers_no_save_buttons_because_revisions_are_immutable(client, db):
+    from django.contrib.auth import get_user_model
+
+    from generation.services import revision_ensure_active
+
+    revision = revision_ensure_active(params={"crf": 23})
+    client.force_login(
+        get_user_model().objects.create_superuser("root2", "r@example.com", "pw-12345")
+    )
+    page = client.get(f"/admin/generation/configrevision/{revision.pk}/change/").content.decode()
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
