@@ -93,7 +93,7 @@ def test_canary_gets_its_share_of_new_generations_deterministically(active_revis
     candidates = [g for g in arms if g.experiment_arm == "candidate"]
     assert all(g.revision_id == candidate.pk for g in candidates)
     assert all(g.revision_id == active_revision.pk for g in arms if g.experiment_arm == "control")
-    assert 40 <= len(candidates) <= 80  # 30% of 200, give or take chance
+    assert 30 <= len(candidates) <= 90  # 30% of 200 (sd 6.5): outside this ~1 in 200,000
     assert all((canary_bucket(str(g.id)) < 0.3) == (g.experiment_arm == "candidate") for g in arms)
     assert config_for_new_generation(key="same")[1] == config_for_new_generation(key="same")[1]
 
