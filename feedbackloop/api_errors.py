@@ -22,11 +22,12 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from feedbackloop.errors import Conflict, DomainError, InvalidInput, NotFound
+from feedbackloop.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
     (InvalidInput, status.HTTP_400_BAD_REQUEST),
     (NotFound, status.HTTP_404_NOT_FOUND),
+    (Forbidden, status.HTTP_403_FORBIDDEN),
     (Conflict, status.HTTP_409_CONFLICT),
 ]
 
@@ -63,7 +64,7 @@ def _code_of(exc: exceptions.APIException) -> str:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         code = next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 400)
-        return Response(error_body(exc.code, exc.message), status=code)
+        return Response(error_body(exc.code, exc.message, exc.details), status=code)
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge(
             "a form field is larger than DATA_UPLOAD_MAX_MEMORY_SIZE; send large data as a file"

@@ -6,12 +6,20 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from feedbackloop.api_errors import api_not_found
 from generation import apis as generation_apis
 from improvements import apis as improvement_apis
+from pipelines import apis as pipeline_apis
 from reviews import apis as review_apis
 
 # Ids are matched as plain strings so that a malformed id is a JSON 404 from the view, not
 # Django's HTML page.
 v1 = [
-    path("config/", generation_apis.ConfigApi.as_view(), name="config"),
+    path("config/", pipeline_apis.PipelineConfigApi.as_view(), name="config"),
+    path("pipelines/", pipeline_apis.PipelinesApi.as_view(), name="pipelines"),
+    path("pipelines/<str:slug>/", pipeline_apis.PipelineApi.as_view(), name="pipeline"),
+    path(
+        "pipelines/<str:slug>/config/",
+        pipeline_apis.PipelineConfigApi.as_view(),
+        name="pipeline-config",
+    ),
     path("jobs/claim/", generation_apis.JobClaimApi.as_view(), name="job-claim"),
     path(
         "jobs/<str:generation_id>/heartbeat/",
@@ -61,6 +69,32 @@ v1 = [
         "experiments/current/",
         improvement_apis.ExperimentCurrentApi.as_view(),
         name="experiment-current",
+    ),
+    # The same operations for any pipeline (the routes above are the default pipeline's).
+    path(
+        "pipelines/<str:slug>/revisions/<str:number>/approve/",
+        improvement_apis.RevisionApproveApi.as_view(),
+        name="pipeline-revision-approve",
+    ),
+    path(
+        "pipelines/<str:slug>/revisions/<str:number>/reject/",
+        improvement_apis.RevisionRejectApi.as_view(),
+        name="pipeline-revision-reject",
+    ),
+    path(
+        "pipelines/<str:slug>/revisions/<str:number>/rollback/",
+        improvement_apis.RevisionRollbackApi.as_view(),
+        name="pipeline-revision-rollback",
+    ),
+    path(
+        "pipelines/<str:slug>/experiments/current/",
+        improvement_apis.ExperimentCurrentApi.as_view(),
+        name="pipeline-experiment-current",
+    ),
+    path(
+        "pipelines/<str:slug>/proposals/approve/",
+        improvement_apis.ProposalsApproveApi.as_view(),
+        name="pipeline-proposals-approve",
     ),
 ]
 

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from django.core.exceptions import ValidationError
 
-from generation.params import validate_params
+from feedbackloop.errors import InvalidInput
 
 
 class ConfigError(ValueError):
@@ -49,13 +48,32 @@ class FeedbackSettings:
 
 
 @dataclass(frozen=True)
+class PipelineEntry:
+    """One pipeline the config file declares (see config/default_config.yaml)."""
+
+    slug: str
+    name: str
+    description: str
+    declaration: dict[str, Any]
+    renderer: str
+    params: dict[str, Any]  # revision 1's params when the pipeline has no active revision
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     path: str
-    backend: str
-    params: dict[str, Any]
+    pipelines: tuple[PipelineEntry, ...]
+    default_pipeline: str
     feedback: FeedbackSettings
     output_dir: Path
     media_root: Path
+
+    def pipeline(self, slug: str | None = None) -> PipelineEntry:
+        slug = slug or self.default_pipeline
+        for entry in self.pipelines:
+            if entry.slug == slug:
+                return entry
+        raise ConfigError(self.path, "pipelines", f"no pipeline {slug!r} is declared here")
 
 
 def _section(path: Path, data: Any, key: str) -> dict[str, Any]:
@@ -107,23 +125,17 @@ def load_config(path: str | Path) -> LoopConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(path, "(yaml)", f"not valid YAML: {exc}".replace("\n", " ")) from exc
     root = _section(path, data, "(root)")
-    allowed_top = {"generator", "feedback", "storage"}
+    allowed_top = {"pipelines", "default_pipeline", "generator", "feedback", "storage"}
     for key in root:
         if key not in allowed_top:
             raise ConfigError(path, key, f"unknown key; allowed: {', '.join(sorted(allowed_top))}")
-
-    generator = _section(path, root.get("generator"), "generator")
-    backend = generator.get("backend", "builtin")
-    if backend != "builtin":
+    base = path.resolve().parent.parent if path.resolve().parent.name == "config" else Path.cwd()
+    pipelines = _pipelines(path, root, base)
+    default_pipeline = root.get("default_pipeline", pipelines[0].slug)
+    if default_pipeline not in {p.slug for p in pipelines}:
         raise ConfigError(
-            path, "generator.backend", f"only 'builtin' runs in-process, got {backend!r}"
+            path, "default_pipeline", f"{default_pipeline!r} is not one of the pipelines declared"
         )
-    raw_params = _section(path, generator.get("params"), "generator.params")
-    try:
-        params = validate_params(raw_params)
-    except ValidationError as exc:
-        key, messages = next(iter(exc.message_dict.items()))
-        raise ConfigError(path, f"generator.params.{key}", "; ".join(messages)) from exc
 
     feedback = _section(path, root.get("feedback"), "feedback")
     criteria = _section(
@@ -187,12 +199,81 @@ def load_config(path: str | Path) -> LoopConfig:
             raise ConfigError(
                 path, f"storage.{key}", f"must be a non-empty path, got {storage[key]!r}"
             )
-    base = path.resolve().parent.parent if path.resolve().parent.name == "config" else Path.cwd()
     return LoopConfig(
         path=str(path),
-        backend=backend,
-        params=params,
+        pipelines=pipelines,
+        default_pipeline=default_pipeline,
         feedback=feedback_settings,
         output_dir=base / storage.get("output_dir", "output"),
         media_root=base / storage.get("media_root", "media"),
     )
+
+
+BUILTIN_ENTRY = {
+    "slug": "builtin",
+    "name": "Built-in renderer",
+    "description": "The deterministic procedural renderer that ships with feedbackloop.",
+    "declaration": "pipelines/builtin/parameters.json",
+    "renderer": "pipelines.builtin.renderer:render_video",
+}
+PIPELINE_KEYS = {"slug", "name", "description", "declaration", "renderer", "params"}
+
+
+def _pipelines(path: Path, root: dict[str, Any], base: Path) -> tuple[PipelineEntry, ...]:
+    """The ``pipelines:`` list; a file without one declares the built-in pipeline. The older
+    ``generator.params`` mapping still sets the built-in pipeline's first parameters."""
+    from pipelines.declarations import load_declaration_file, params_check
+
+    raw = root.get("pipelines")
+    if raw is None:
+        raw = [dict(BUILTIN_ENTRY)]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(path, "pipelines", "must be a non-empty list of pipelines")
+    generator = _section(path, root.get("generator"), "generator")
+    legacy = _section(path, generator.get("params"), "generator.params")
+    entries: list[PipelineEntry] = []
+    for i, item in enumerate(raw):
+        where = f"pipelines[{i}]"
+        item = _section(path, item, where)
+        unknown = set(item) - PIPELINE_KEYS
+        if unknown:
+            raise ConfigError(
+                path,
+                f"{where}.{sorted(unknown)[0]}",
+                f"unknown key; allowed: {', '.join(sorted(PIPELINE_KEYS))}",
+            )
+        for key in ("slug", "name", "declaration"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise ConfigError(path, f"{where}.{key}", "must be a non-empty string")
+        declaration_path = Path(item["declaration"])
+        if not declaration_path.is_absolute():
+            declaration_path = base / declaration_path
+        try:
+            declaration = load_declaration_file(declaration_path)
+        except InvalidInput as exc:
+            raise ConfigError(path, f"{where}.declaration", exc.message) from exc
+        params = _section(path, item.get("params"), f"{where}.params")
+        if item["slug"] == "builtin" and legacy:
+            params = {**legacy, **params}
+        try:
+            params_check(declaration, params)
+        except InvalidInput as exc:
+            key, messages = next(iter(getattr(exc, "details", {"params": [exc.message]}).items()))
+            raise ConfigError(path, f"{where}.params.{key}", "; ".join(messages)) from exc
+        renderer = item.get("renderer", "")
+        if not isinstance(renderer, str):
+            raise ConfigError(path, f"{where}.renderer", "must be 'package.module:function'")
+        entries.append(
+            PipelineEntry(
+                slug=item["slug"],
+                name=item["name"],
+                description=str(item.get("description", "")),
+                declaration=declaration,
+                renderer=renderer,
+                params=params,
+            )
+        )
+    slugs = [e.slug for e in entries]
+    if len(set(slugs)) != len(slugs):
+        raise ConfigError(path, "pipelines", "each slug may be declared once")
+    return tuple(entries)

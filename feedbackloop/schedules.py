@@ -5,8 +5,15 @@ from __future__ import annotations
 from django.conf import settings
 
 
-def periodic_task_ensure(*, name: str, task: str, every_minutes: int) -> bool:
-    """Create a periodic task on the improver queue if none has this name; True if created.
+def periodic_task_ensure(
+    *,
+    name: str,
+    task: str,
+    every_minutes: int | None = None,
+    every_seconds: int | None = None,
+    queue: str = "improver",
+) -> bool:
+    """Create a periodic task if none has this name; True if created.
 
     An existing schedule is left alone: an admin may have changed its interval.
     """
@@ -14,10 +21,15 @@ def periodic_task_ensure(*, name: str, task: str, every_minutes: int) -> bool:
 
     if PeriodicTask.objects.filter(name=name).exists():
         return False
-    interval, _ = IntervalSchedule.objects.get_or_create(
-        every=every_minutes, period=IntervalSchedule.MINUTES
+    if (every_minutes is None) == (every_seconds is None):
+        raise ValueError("give every_minutes or every_seconds")
+    every, period = (
+        (every_minutes, IntervalSchedule.MINUTES)
+        if every_minutes is not None
+        else (every_seconds, IntervalSchedule.SECONDS)
     )
+    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
     PeriodicTask.objects.create(
-        name=name, task=task, interval=interval, queue=settings.CELERY_QUEUES_USED["improver"]
+        name=name, task=task, interval=interval, queue=settings.CELERY_QUEUES_USED[queue]
     )
     return True

@@ -31,9 +31,9 @@ def _check_migrated() -> None:
 
 _check_migrated()
 
-from feedbackloop.integration import FeedbackIntegration  # noqa: E402
-from generation.facade import VideoGenerator  # noqa: E402
-from improvements.facade import ModelImprover  # noqa: E402
-from reviews.facade import FeedbackCollector  # noqa: E402
+from seed.feedback_collector import FeedbackCollector  # noqa: E402
+from seed.feedback_integration import FeedbackIntegration  # noqa: E402
+from seed.model_improver import ModelImprover  # noqa: E402
+from seed.video_generator import VideoGenerator  # noqa: E402
 
 __all__ = ["FeedbackCollector", "FeedbackIntegration", "ModelImprover", "VideoGenerator"]

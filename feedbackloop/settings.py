@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "feedbackloop",
+    "pipelines",
     "generation",
     "reviews",
     "improvements",
@@ -96,6 +97,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+CSRF_FAILURE_VIEW = "feedbackloop.views.csrf_failure"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
@@ -128,7 +130,19 @@ VIDEO_ACCEL_REDIRECT_PREFIX = env("VIDEO_ACCEL_REDIRECT_PREFIX", default="")
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # An unacknowledged message comes back after this long: longer than the longest task,
+        # or a slow render would run twice. A worker that died is recovered sooner by the
+        # reconciler (its generation's lease runs out), not by this timeout.
+        "visibility_timeout": max(
+            env.int("GENERATION_TIME_LIMIT_SECONDS", default=600),
+            env.int("METRICS_TIME_LIMIT_SECONDS", default=900),
+        )
+        + 300,
+        # Fail fast when Redis is down, so a request is not held up by a publish.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,
+    }
 else:
     # A broker that needs no server: kombu's filesystem transport, messages as files in var/.
     _broker_dir = VAR_DIR / "broker"
@@ -150,6 +164,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One quick retry on publish; after that the reconciler takes over (feedbackloop/dispatch.py).
+CELERY_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 # Several sites (or test runs) can share one Redis: a namespace prefixes every queue name.
 CELERY_QUEUE_NAMESPACE = env("CELERY_QUEUE_NAMESPACE", default="")
 CELERY_QUEUES_USED = {
@@ -160,12 +183,16 @@ CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUES_USED["default"]
 CELERY_TASK_ROUTES = {
     "generation.tasks.generation_run_task": {"queue": CELERY_QUEUES_USED["generation"]},
     "generation.tasks.metrics_compute_task": {"queue": CELERY_QUEUES_USED["metrics"]},
+    "generation.tasks.reconcile_task": {"queue": CELERY_QUEUES_USED["default"]},
+    "reviews.tasks.*": {"queue": CELERY_QUEUES_USED["default"]},
     "improvements.tasks.*": {"queue": CELERY_QUEUES_USED["improver"]},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- The product's own knobs ----------------------------------------------------------------
+# The pipeline that requests naming none use (the API's pipeline-less endpoints, the library).
+FEEDBACKLOOP_DEFAULT_PIPELINE = env("FEEDBACKLOOP_DEFAULT_PIPELINE", default="builtin")
 FEEDBACKLOOP_CONFIG_PATH = Path(
     env("FEEDBACKLOOP_CONFIG", default=str(BASE_DIR / "config" / "default_config.yaml"))
 )
@@ -173,6 +200,25 @@ FEEDBACKLOOP_CONFIG_PATH = Path(
 IMPROVER_REQUIRE_APPROVAL = env.bool("IMPROVER_REQUIRE_APPROVAL", default=True)
 REVIEWS_TARGET_PER_GENERATION = env.int("REVIEWS_TARGET_PER_GENERATION", default=3)
 GENERATION_TIME_LIMIT_SECONDS = env.int("GENERATION_TIME_LIMIT_SECONDS", default=600)
+# A render on the site's workers holds its generation with a lease that its progress heartbeats
+# (at most every GENERATION_HEARTBEAT_SECONDS) renew; a lease that runs out means the renderer
+# died, and the generation is taken up again.
+GENERATION_LEASE_SECONDS = env.int("GENERATION_LEASE_SECONDS", default=120)
+GENERATION_HEARTBEAT_SECONDS = env.float("GENERATION_HEARTBEAT_SECONDS", default=5.0)
+# Runs of a generation (server renders and remote jobs alike) before it fails for good.
+GENERATION_MAX_ATTEMPTS = env.int("GENERATION_MAX_ATTEMPTS", default=3)
+# The reconciler (a beat task) runs this often: it dispatches queued work whose task never
+# reached the broker or was lost, takes back work whose heartbeat stopped, and sweeps litter.
+RECONCILE_EVERY_SECONDS = env.int("RECONCILE_EVERY_SECONDS", default=30)
+# A queued generation whose task was sent this long ago and never started is sent again.
+GENERATION_REDISPATCH_SECONDS = env.int("GENERATION_REDISPATCH_SECONDS", default=300)
+# Temporary files (partial renders, uploads of a killed web worker) older than this are swept.
+LITTER_MAX_AGE_SECONDS = env.int("LITTER_MAX_AGE_SECONDS", default=3600)
+# Limits of an uploaded video (a worker's or an import's); past one the answer is 400.
+UPLOAD_MAX_WIDTH = env.int("UPLOAD_MAX_WIDTH", default=3840)
+UPLOAD_MAX_HEIGHT = env.int("UPLOAD_MAX_HEIGHT", default=2160)
+UPLOAD_MAX_FPS = env.float("UPLOAD_MAX_FPS", default=120.0)
+UPLOAD_MAX_DURATION_SECONDS = env.float("UPLOAD_MAX_DURATION_SECONDS", default=600.0)
 METRICS_TIME_LIMIT_SECONDS = env.int("METRICS_TIME_LIMIT_SECONDS", default=900)
 METRICS_OCR_ENABLED = env.bool("METRICS_OCR_ENABLED", default=True)
 MAX_PROMPT_LENGTH = 2000
@@ -186,7 +232,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Worker tokens open only the views that allow the worker role explicitly.
-    "DEFAULT_PERMISSION_CLASSES": ["generation.authentication.IsSignedInPerson"],
+    "DEFAULT_PERMISSION_CLASSES": ["feedbackloop.roles.IsSignedInPerson"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": ["generation.authentication.PerCallerThrottle"],
@@ -229,6 +275,10 @@ API_THROTTLE_RATES = {
 # Multipart uploads of any size stream to temporary files; only form fields count against
 # Django's in-memory limit (a larger field is a JSON 413, not a crash).
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+# Large uploads spool to files here (not the shared /tmp), so the reconciler can sweep the ones
+# a killed web worker left behind without touching anyone else's temporary files.
+FILE_UPLOAD_TEMP_DIR = str(Path(env("FILE_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads"))))
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 SPECTACULAR_SETTINGS.update(
     {

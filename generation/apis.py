@@ -6,8 +6,6 @@ service and shapes the answer; errors become JSON in feedbackloop.api_errors.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -21,20 +19,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedbackloop.api_errors import LimitedJSONParser, LimitedMultiPartParser
-from feedbackloop.errors import InvalidInput, NotFound
-from generation import selectors, services
-from generation.authentication import (
-    ADMIN,
-    REVIEWER,
-    WORKER,
-    acting_user,
-    acting_worker,
-    allow,
-)
+from feedbackloop.api_fields import errors
+from feedbackloop.errors import Forbidden, InvalidInput, NotFound
+from feedbackloop.roles import ADMIN, REVIEWER, WORKER, acting_user, acting_worker, allow, role_of
+from generation import selectors
 from generation.models import Generation
 from generation.serializers import (
-    ConfigSerializer,
-    ErrorSerializer,
     GenerationCreateSerializer,
     GenerationDetailSerializer,
     GenerationFilterSerializer,
@@ -46,6 +36,10 @@ from generation.serializers import (
     MetricsStoredSerializer,
     MetricsUploadSerializer,
 )
+from generation.services.leases import job_claim, job_complete, job_fail, job_heartbeat
+from generation.services.metrics import worker_metrics_store
+from generation.services.requests import job_request
+from pipelines.selectors import pipeline_default_slug, pipeline_or_default
 
 ANY_ROLE = allow(WORKER, REVIEWER, ADMIN)
 WORKER_ONLY = allow(WORKER)
@@ -65,24 +59,6 @@ class WorkerTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": 'A worker token: "Token <key>" (or "Bearer <key>").',
         }
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Schema entries for the error responses an operation can give (always 401/403/429)."""
-    described = {
-        400: "invalid input",
-        401: "no or bad credentials",
-        403: "the caller's role may not do this",
-        404: "no such object",
-        409: "the object's state does not allow this",
-        413: "the body is too large",
-        415: "unsupported Content-Type",
-        429: "too many requests",
-    }
-    return {
-        code: OpenApiResponse(ErrorSerializer, description=described[code])
-        for code in sorted({401, 403, 429, *codes})
-    }
 
 
 def generation_or_404(generation_id: str) -> Generation:
@@ -108,55 +84,6 @@ class JsonApiView(APIView):
     parser_classes = [LimitedJSONParser]
 
 
-# --- config ---------------------------------------------------------------------------------
-
-
-def config_etag(revision_number: int, params: dict[str, Any], arm: str) -> str:
-    payload = json.dumps([revision_number, params, arm], sort_keys=True, separators=(",", ":"))
-    return '"' + hashlib.sha256(payload.encode()).hexdigest()[:32] + '"'
-
-
-def etag_matches(header: str, etag: str) -> bool:
-    """If-None-Match uses weak comparison: W/"x" matches "x"; * matches anything."""
-    candidates = [part.strip() for part in header.split(",")]
-    return "*" in candidates or any(c.removeprefix("W/") == etag for c in candidates)
-
-
-class ConfigApi(APIView):
-    permission_classes = [ANY_ROLE]
-
-    @extend_schema(
-        operation_id="config_get",
-        summary="The configuration a new generation should use",
-        description="Poll with If-None-Match: an unchanged configuration answers 304, no body.",
-        parameters=[
-            OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER),
-        ],
-        responses={
-            200: ConfigSerializer,
-            304: OpenApiResponse(description="unchanged since the ETag you sent"),
-            **errors(404),
-        },
-    )
-    def get(self, request: Request) -> Response:
-        current = selectors.config_for_new_generation()
-        if current is None:
-            raise NotFound("there is no active configuration revision", code="no_active_revision")
-        revision, arm = current
-        etag = config_etag(revision.number, revision.params, arm)
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        if etag_matches(request.headers.get("If-None-Match", ""), etag):
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
-        body = {
-            "revision": revision.number,
-            "params": revision.params,
-            "model_variant": revision.model_variant,
-            "experiment_arm": arm,
-            "etag": etag,
-        }
-        return Response(ConfigSerializer(body).data, headers=headers)
-
-
 # --- jobs -----------------------------------------------------------------------------------
 
 
@@ -165,9 +92,11 @@ class JobClaimApi(JsonApiView):
 
     @extend_schema(
         operation_id="jobs_claim",
-        summary="Lease the oldest waiting job",
-        description="204 when no job waits. The answer's `lease.lease_id` must accompany "
-        "heartbeat, complete and fail.",
+        summary="Lease the oldest waiting job of the pipelines you serve",
+        description="`pipelines` names the pipelines to draw from (default: every pipeline "
+        "your token may serve; one it may not serve is 403). 204 when no job waits. The "
+        "answer's `lease.lease_id` must accompany heartbeat, complete and fail; the job carries "
+        "its pipeline and resolved params.",
         request=JobClaimSerializer,
         responses={
             200: GenerationDetailSerializer,
@@ -178,8 +107,9 @@ class JobClaimApi(JsonApiView):
     def post(self, request: Request) -> Response:
         serializer = JobClaimSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job = services.job_claim(
+        job = job_claim(
             worker=acting_worker(request),
+            pipelines=serializer.validated_data.get("pipelines"),
             lease_seconds=serializer.validated_data.get("lease_seconds"),
         )
         if job is None:
@@ -200,7 +130,7 @@ class JobHeartbeatApi(JsonApiView):
         serializer = JobHeartbeatSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = services.job_heartbeat(
+        job = job_heartbeat(
             generation_id=generation_or_404(generation_id).pk,
             worker=acting_worker(request),
             lease_id=data["lease_id"],
@@ -223,7 +153,7 @@ class JobFailApi(JsonApiView):
         serializer = JobFailSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = services.job_fail(
+        job = job_fail(
             generation_id=generation_or_404(generation_id).pk,
             worker=acting_worker(request),
             lease_id=data["lease_id"],
@@ -252,7 +182,7 @@ class JobCompleteApi(APIView):
         serializer = JobCompleteSerializer(data=form_fields(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = services.job_complete(
+        job = job_complete(
             generation_id=generation.pk,
             worker=acting_worker(request),
             lease_id=data["lease_id"],
@@ -352,7 +282,17 @@ class GenerationsApi(generics.GenericAPIView):
         filters = GenerationFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
+        blind = {"pipeline", "revision", "backend"} & set(data)
+        if blind and role_of(request.user) == REVIEWER:
+            raise Forbidden(
+                f"reviewers compare blind: filtering by {', '.join(sorted(blind))} is for staff "
+                "and workers",
+                code="blind",
+            )
+        if data.get("revision") is not None and not data.get("pipeline"):
+            data["pipeline"] = pipeline_default_slug()  # revision numbers are per pipeline
         generations = selectors.generation_list(
+            pipeline=data.get("pipeline"),
             status=data.get("status"),
             revision_number=data.get("revision"),
             backend=data.get("backend"),
@@ -369,8 +309,9 @@ class GenerationsApi(generics.GenericAPIView):
     @extend_schema(
         operation_id="generations_create",
         summary="Queue a generation (a job for workers, or a server-side render)",
-        description="With an Idempotency-Key the same key returns the same generation: 201 "
-        "the first time, 200 after; the same key with a different prompt or backend is 409.",
+        description="`pipeline` names the pipeline (default: the default pipeline). With an "
+        "Idempotency-Key the same key returns the same generation: 201 the first time, 200 "
+        "after; the same key with a different prompt, backend or pipeline is 409.",
         parameters=[IDEMPOTENCY_KEY],
         request=GenerationCreateSerializer,
         responses={
@@ -387,7 +328,8 @@ class GenerationsApi(generics.GenericAPIView):
         worker = acting_worker(request)
         if data["claim"] and worker is None:
             raise InvalidInput("only a worker token can claim a job", code="invalid_claim")
-        generation, created = services.job_request(
+        generation, created = job_request(
+            pipeline=pipeline_or_default(data.get("pipeline")),
             prompt=data["prompt"],
             backend=data["backend"],
             idempotency_key=key,
@@ -426,7 +368,7 @@ class GenerationMetricsApi(JsonApiView):
         serializer = MetricsUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        rows = services.worker_metrics_store(
+        rows = worker_metrics_store(
             generation=generation, metrics=data["metrics"], version=data["version"]
         )
         body = {

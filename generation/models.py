@@ -1,150 +1,28 @@
-"""Configuration revisions and the generations made with them."""
+"""Generations (videos made with a pipeline's revision), their metrics, and worker tokens."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any
+from fnmatch import fnmatchcase
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from generation.params import params_diff, validate_params
+from generation.media import poster_name, video_name
 
-
-class ImmutableRevisionError(Exception):
-    """A revision's params were changed after creation; make a new revision instead."""
-
-
-class RevisionQuerySet(models.QuerySet):
-    def update(self, **kwargs: Any) -> int:
-        if "params" in kwargs or "parent" in kwargs or "number" in kwargs:
-            raise ImmutableRevisionError("a revision's params, parent and number never change")
-        return super().update(**kwargs)
-
-
-class ConfigRevision(models.Model):
-    class Status(models.TextChoices):
-        PROPOSED = "proposed", "proposed"
-        APPROVED = "approved", "approved"
-        CANARY = "canary", "canary"
-        ACTIVE = "active", "active"
-        RETIRED = "retired", "retired"
-        REJECTED = "rejected", "rejected"
-        ROLLED_BACK = "rolled_back", "rolled back"
-
-    class Source(models.TextChoices):
-        MANUAL = "manual", "manual"
-        IMPROVER = "improver", "improver"
-        ROLLBACK = "rollback", "rollback"
-
-    number = models.PositiveIntegerField(unique=True, editable=False)
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
-    )
-    params = models.JSONField()
-    model_variant = models.CharField(max_length=32, editable=False)
-    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
-    rationale = models.TextField(blank=True)
-    evidence = models.JSONField(default=dict, blank=True)
-    predicted_impact = models.JSONField(default=dict, blank=True)
-    rollout_share = models.FloatField(
-        null=True, blank=True, help_text="while a canary: the fraction of new generations it gets"
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = RevisionQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-number"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["status"], condition=Q(status="active"), name="one_active_revision"
-            ),
-            models.UniqueConstraint(
-                fields=["status"], condition=Q(status="canary"), name="one_canary_revision"
-            ),
-            models.CheckConstraint(
-                condition=Q(rollout_share__isnull=True)
-                | (Q(rollout_share__gt=0) & Q(rollout_share__lt=1)),
-                name="rollout_share_between_0_and_1",
-            ),
-            models.CheckConstraint(condition=Q(number__gte=1), name="revision_number_positive"),
-        ]
-        permissions = [("approve_configrevision", "Can approve, reject and roll back revisions")]
-
-    def __str__(self) -> str:
-        return f"r{self.number} ({self.status})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            stored = (
-                ConfigRevision.objects.filter(pk=self.pk)
-                .values_list("params", "parent_id", "number")
-                .first()
-            )
-            if stored is not None and stored != (self.params, self.parent_id, self.number):
-                raise ImmutableRevisionError(
-                    f"revision r{self.number}: params are immutable; create a new revision"
-                )
-        self.model_variant = (self.params or {}).get("model_variant", "")
-        super().save(*args, **kwargs)
-
-    def clean(self) -> None:
-        try:
-            self.params = validate_params(self.params)
-        except ValidationError as exc:
-            # Forms show model errors per form field; every message already names its key.
-            raise ValidationError(
-                {"params": [m for messages in exc.message_dict.values() for m in messages]}
-            ) from exc
-
-    def diff_from_parent(self) -> dict[str, tuple[Any, Any]]:
-        return params_diff(self.parent.params if self.parent else None, self.params)
-
-
-class RevisionTransition(models.Model):
-    """One step of a revision's lifecycle: who moved it, when, from what, to what, and why."""
-
-    revision = models.ForeignKey(
-        ConfigRevision, on_delete=models.CASCADE, related_name="transitions"
-    )
-    from_status = models.CharField(max_length=16, blank=True)
-    to_status = models.CharField(max_length=16, choices=ConfigRevision.Status.choices)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    note = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-    def __str__(self) -> str:
-        return f"r{self.revision.number}: {self.from_status or '∅'} → {self.to_status}"
+# The backend name of generations rendered by the site's own Celery workers with the pipeline's
+# in-process renderer; any other backend name is a remote worker's job served through the API.
+SERVER_BACKEND = "builtin"
 
 
 def generation_video_path(instance: Generation, filename: str) -> str:
-    return f"generations/{instance.id}.mp4"
+    return video_name(instance.id)
 
 
 def generation_poster_path(instance: Generation, filename: str) -> str:
-    return f"generations/{instance.id}.jpg"
+    return poster_name(instance.id)
 
 
 class Generation(models.Model):
@@ -160,11 +38,11 @@ class Generation(models.Model):
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
     revision = models.ForeignKey(
-        ConfigRevision, on_delete=models.PROTECT, related_name="generations"
+        "pipelines.ConfigRevision", on_delete=models.PROTECT, related_name="generations"
     )
     params = models.JSONField(help_text="the resolved parameters this generation used")
     experiment_arm = models.CharField(max_length=16, blank=True)
-    backend = models.CharField(max_length=64, default="builtin")
+    backend = models.CharField(max_length=64, default=SERVER_BACKEND)
     idempotency_key = models.CharField(max_length=128, unique=True, null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -186,6 +64,10 @@ class Generation(models.Model):
 
     progress = models.FloatField(default=0.0)
     attempts = models.PositiveIntegerField(default=0)
+    # The row is its own outbox: set once the render task is handed to the broker. A queued
+    # server generation not dispatched (the broker was down) or dispatched long ago (the
+    # message was lost) is dispatched again by the reconciler.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -215,6 +97,7 @@ class Generation(models.Model):
         indexes = [
             models.Index(fields=["revision", "status"]),
             models.Index(fields=["status", "lease_expires_at"], name="generation_job_lease_idx"),
+            models.Index(fields=["status", "dispatched_at"], name="generation_dispatch_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -249,6 +132,9 @@ class MetricsRun(models.Model):
     error = models.TextField(blank=True)
     decode_seconds = models.FloatField(null=True, blank=True)
     compute_seconds = models.FloatField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="written while measuring; stale means the worker died"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -305,6 +191,12 @@ class WorkerToken(models.Model):
         related_name="+",
     )
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pipelines = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="the pipelines this worker may serve and register: slugs or patterns such as "
+        '"diffusers-*" ("*" for all)',
+    )
     revoked = models.BooleanField(default=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -324,3 +216,6 @@ class WorkerToken(models.Model):
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    def may_serve(self, slug: str) -> bool:
+        return any(fnmatchcase(slug, pattern) for pattern in self.pipelines or [])

@@ -1,25 +1,22 @@
-"""Reads for revisions and generations."""
+"""Reads for generations, their metrics and worker tokens."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from generation.models import ConfigRevision, Generation, MetricValue, WorkerToken
-
-
-def revision_active() -> ConfigRevision | None:
-    return ConfigRevision.objects.filter(status=ConfigRevision.Status.ACTIVE).first()
+from generation.models import Generation, MetricValue, WorkerToken
 
 
 def generation_get(*, generation_id: object) -> Generation | None:
     """The generation with this id, or None for an unknown or malformed id."""
     try:
-        return Generation.objects.select_related("revision").filter(pk=generation_id).first()
+        return (
+            Generation.objects.select_related("revision__pipeline").filter(pk=generation_id).first()
+        )
     except (ValidationError, ValueError, TypeError):
         return None
 
@@ -28,31 +25,9 @@ def generations_finished() -> QuerySet[Generation]:
     return Generation.objects.filter(status=Generation.Status.SUCCEEDED)
 
 
-def canary_bucket(key: str) -> float:
-    """A stable number in [0, 1) for a key: the same generation always lands in the same arm."""
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def config_for_new_generation(*, key: str | None = None) -> tuple[ConfigRevision, str] | None:
-    """The revision a new generation should use and its experiment arm ("" outside experiments).
-
-    While a canary runs, the generation whose key (its id) falls below the canary's share gets
-    the candidate, the rest the control; without a key the control (active) revision is given.
-    """
-    active = revision_active()
-    if active is None:
-        return None
-    canary = ConfigRevision.objects.filter(status=ConfigRevision.Status.CANARY).first()
-    if canary is None or not canary.rollout_share:
-        return active, ""
-    if key is not None and canary_bucket(key) < canary.rollout_share:
-        return canary, "candidate"
-    return active, "control"
-
-
 def generation_list(
     *,
+    pipeline: str | None = None,
     status: str | None = None,
     revision_number: int | None = None,
     backend: str | None = None,
@@ -60,7 +35,9 @@ def generation_list(
     created_before: datetime | None = None,
     prompt_contains: str | None = None,
 ) -> QuerySet[Generation]:
-    generations = Generation.objects.select_related("revision", "claimed_by")
+    generations = Generation.objects.select_related("revision__pipeline", "claimed_by")
+    if pipeline:
+        generations = generations.filter(revision__pipeline__slug=pipeline)
     if status:
         generations = generations.filter(status=status)
     if revision_number is not None:

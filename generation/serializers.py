@@ -12,88 +12,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from feedbackloop.api_errors import RequestTooLarge
+from feedbackloop.api_fields import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+)
+from feedbackloop.roles import REVIEWER, role_of
 from generation.models import Generation
 from generation.selectors import generation_metrics
-
-# Text the database can store has no NUL (DRF also refuses lone surrogates, which generated
-# text never has). Non-blank text has a character that Python's str.strip() keeps: the class
-# below is exactly the set str.isspace() accepts, so the schema's pattern and the server agree.
-_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-TEXT = RegexValidator(r"^[^\x00]*\Z", "NUL characters are not allowed")
-NON_BLANK_TEXT = RegexValidator(
-    rf"^[^\x00]*[^{_SPACE}\x00][^\x00]*\Z",
-    "must contain a character other than white space, and no NUL",
-)
-
-
-class StrictCharField(serializers.CharField):
-    """Text as sent: numbers are refused rather than turned into strings, nothing is trimmed
-    (a service trims where it matters), and the schema states which strings are accepted."""
-
-    def __init__(self, *, blank_ok: bool = False, **kwargs: Any) -> None:
-        kwargs.setdefault("trim_whitespace", False)
-        kwargs["allow_blank"] = blank_ok
-        super().__init__(**kwargs)
-        self.validators.append(TEXT if blank_ok else NON_BLANK_TEXT)
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A JSON boolean: true or false, not 0, 1 or "yes"."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer (2 or 2.0), not "2" or true."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            self.fail("invalid")
-        if isinstance(data, float) and not data.is_integer():
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    """A JSON number, not "2.5" or true."""
-
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-# --- errors (for the schema; the body is built by feedbackloop.api_errors) ------------------
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="machine-readable, e.g. lease_expired")
-    message = serializers.CharField(help_text="for humans")
-    details = serializers.JSONField(help_text="per-field messages for validation errors")
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
-
-
-# --- config ---------------------------------------------------------------------------------
-
-
-class ConfigSerializer(serializers.Serializer):
-    revision = serializers.IntegerField(help_text="the revision number")
-    params = serializers.DictField(help_text="the resolved generator parameters")
-    model_variant = serializers.CharField()
-    experiment_arm = serializers.CharField(help_text='"" outside experiments')
-    etag = serializers.CharField(help_text="the same value as the ETag header")
-
 
 # --- generations and jobs ---------------------------------------------------------------------
 
@@ -103,7 +30,13 @@ class LeaseSerializer(serializers.Serializer):
     lease_expires_at = serializers.DateTimeField()
 
 
+PIPELINE_SLUG = RegexValidator(
+    r"^[a-z0-9][a-z0-9_-]{0,63}\Z", "a pipeline slug: lowercase letters, digits, '-' and '_'"
+)
+
+
 class GenerationSerializer(serializers.ModelSerializer):
+    pipeline = serializers.CharField(source="revision.pipeline.slug", read_only=True)
     revision = serializers.IntegerField(source="revision.number", read_only=True)
     claimed_by = serializers.SerializerMethodField(
         help_text="the worker holding or last holding it"
@@ -121,6 +54,7 @@ class GenerationSerializer(serializers.ModelSerializer):
             "prompt",
             "status",
             "backend",
+            "pipeline",
             "revision",
             "params",
             "experiment_arm",
@@ -147,6 +81,18 @@ class GenerationSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    # What would tell a reviewer which configuration or experiment arm made a video: reviews
+    # and comparisons are blind, so reviewers get the rest only; staff and workers see all.
+    BLIND_FIELDS = ("pipeline", "revision", "params", "experiment_arm", "backend", "claimed_by")
+
+    def to_representation(self, instance: Generation) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None and role_of(request.user) == REVIEWER:
+            for key in self.BLIND_FIELDS:
+                data.pop(key, None)
+        return data
 
     def _url(self, name: str, obj: Generation) -> str | None:
         request = self.context.get("request")
@@ -208,6 +154,12 @@ class GenerationDetailSerializer(GenerationSerializer):
 
 class GenerationCreateSerializer(serializers.Serializer):
     prompt = StrictCharField(max_length=settings.MAX_PROMPT_LENGTH)
+    pipeline = StrictCharField(
+        required=False,
+        max_length=64,
+        validators=[PIPELINE_SLUG],
+        help_text="the pipeline's slug (default: the site's default pipeline)",
+    )
     backend = StrictCharField(
         default="remote",
         max_length=64,
@@ -223,6 +175,7 @@ class GenerationCreateSerializer(serializers.Serializer):
 
 
 class GenerationFilterSerializer(serializers.Serializer):
+    pipeline = StrictCharField(required=False, max_length=64, validators=[PIPELINE_SLUG])
     status = serializers.ChoiceField(choices=Generation.Status.choices, required=False)
     revision = serializers.IntegerField(
         required=False, min_value=1, max_value=2**31 - 1, help_text="revision number"
@@ -242,6 +195,13 @@ class GenerationFilterSerializer(serializers.Serializer):
 
 
 class JobClaimSerializer(serializers.Serializer):
+    pipelines = serializers.ListField(
+        child=StrictCharField(max_length=64, validators=[PIPELINE_SLUG]),
+        required=False,
+        allow_empty=False,
+        max_length=50,
+        help_text="the pipelines to take a job of (default: all your token may serve)",
+    )
     lease_seconds = StrictIntegerField(
         required=False,
         min_value=10,

@@ -17,8 +17,10 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models.fields.files import FieldFile
 from django.http import (
     Http404,
@@ -28,34 +30,26 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_http_methods
 
-from generation.models import Generation
+from feedbackloop.errors import DomainError
+from feedbackloop.roles import is_reviewer
+from generation import selectors
+from generation.forms import GenerationCreateForm, GenerationFilterForm
+from generation.models import Generation, WorkerToken
 from generation.selectors import generation_get
+from generation.services.requests import job_request
+from pipelines.models import ConfigRevision
 
-REVIEW_GROUPS = ("reviewer", "admin")
 CHUNK_BYTES = 256 * 1024
 PROGRESS_IDS_MAX = 200
 _SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 # --- who may see what -----------------------------------------------------------------------
-
-
-def user_may_review(user: Any) -> bool:
-    """Staff, or a member of the reviewer (or admin) group. Cached on the user for the request."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_staff:
-        return True
-    cached = getattr(user, "_may_review", None)
-    if cached is None:
-        cached = user.groups.filter(name__in=REVIEW_GROUPS).exists()
-        user._may_review = cached
-    return cached
 
 
 def _guarded(check: Callable[[Any], bool], *, json: bool) -> Callable:
@@ -78,7 +72,7 @@ def _guarded(check: Callable[[Any], bool], *, json: bool) -> Callable:
 def reviewer_required(view: Callable | None = None, *, json: bool = False) -> Callable:
     """Logged in and a reviewer or staff: anonymous users go to the login page (JSON: 401),
     anyone else gets 403."""
-    decorator = _guarded(user_may_review, json=json)
+    decorator = _guarded(is_reviewer, json=json)
     return decorator(view) if view is not None else decorator
 
 
@@ -241,26 +235,80 @@ def _progress_row(generation: Generation) -> dict[str, Any]:
         "status_label": generation.get_status_display(),
         "progress": round(generation.progress, 3),
         "error": generation.error[:300],
+        "worker": generation.claimed_by.name if generation.claimed_by_id else "",
+        "heartbeat_at": generation.heartbeat_at.isoformat() if generation.heartbeat_at else None,
         "video_url": None,
     }
     if generation.status == Generation.Status.SUCCEEDED and generation.video:
-        row["video_url"] = reverse("generation:video", args=[generation.id])
+        row["video_url"] = reverse("improvements:generation", args=[generation.id])
     return row
 
 
-@require_GET
+LIST_PAGE_SIZE = 50
+
+
+@require_http_methods(["GET", "POST"])
 @staff_required
 def generation_list(request: HttpRequest) -> HttpResponse:
-    generations = list(
-        Generation.objects.select_related("revision").order_by("-created_at", "id")[:200]
+    """Search, filter and page through generations; queue a new one (POST)."""
+    create_form = GenerationCreateForm()
+    status = 200
+    if request.method == "POST":
+        create_form = GenerationCreateForm(request.POST)
+        if create_form.is_valid():
+            data = create_form.cleaned_data
+            try:
+                generation, created = job_request(
+                    pipeline=data["pipeline"],
+                    prompt=data["prompt"],
+                    backend=data["backend"],
+                    idempotency_key=data["idempotency_key"],
+                    requested_by=request.user,
+                )
+            except DomainError as exc:
+                create_form.add_error(None, exc.message)
+            else:
+                if created:
+                    messages.success(request, "Generation queued; its progress updates below.")
+                return redirect(f"{reverse('generation:list')}?highlight={generation.id}")
+        status = 400
+
+    backends = sorted(
+        set(Generation.objects.values_list("backend", flat=True).distinct().order_by())
+        | {"builtin", "remote"}
     )
+    workers = list(WorkerToken.objects.order_by("name").values_list("name", flat=True).distinct())
+    filters = GenerationFilterForm(request.GET or None, backends=backends, workers=workers)
+    chosen: dict[str, Any] = filters.cleaned_data if filters.is_valid() else {}
+    generations = selectors.generation_list(
+        pipeline=chosen.get("pipeline") or None,
+        status=chosen.get("status") or None,
+        backend=chosen.get("backend") or None,
+        prompt_contains=chosen.get("q") or None,
+    )
+    if chosen.get("worker"):
+        generations = generations.filter(claimed_by__name=chosen["worker"])
+    page = Paginator(generations, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("highlight", None)
     return render(
         request,
         "generation/list.html",
         {
-            "generations": generations,
-            "pending_ids": [str(g.id) for g in generations if g.status in PENDING],
+            "generations": page.object_list,
+            "page": page,
+            "query": query.urlencode(),
+            "filters": filters,
+            "filtered": any(chosen.values()),
+            "create_form": create_form,
+            "has_active_revision": ConfigRevision.objects.filter(
+                status=ConfigRevision.Status.ACTIVE
+            ).exists(),
+            "highlight": request.GET.get("highlight", ""),
+            "pending_ids": [str(g.id) for g in page.object_list if g.status in PENDING],
         },
+        status=status,
     )
 
 
@@ -274,5 +322,5 @@ def generation_progress(request: HttpRequest) -> JsonResponse:
             ids.append(uuid.UUID(raw))
         except ValueError:
             return JsonResponse({"error": f"not a generation id: {raw[:40]!r}"}, status=400)
-    rows = Generation.objects.filter(pk__in=ids).only("id", "status", "progress", "error", "video")
+    rows = Generation.objects.filter(pk__in=ids).select_related("claimed_by")
     return JsonResponse({"generations": [_progress_row(g) for g in rows]})

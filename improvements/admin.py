@@ -13,21 +13,30 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from feedbackloop.errors import DomainError
-from generation.admin import ConfigRevisionAdmin as BaseConfigRevisionAdmin
-from generation.models import ConfigRevision
-from generation.selectors import revision_active
 from improvements import experiments
-from improvements.models import AnalysisRun, Experiment, ExperimentDecision, ImproverSettings
+from improvements.models import (
+    AnalysisRun,
+    Experiment,
+    ExperimentArm,
+    ExperimentDecision,
+    ImproverSettings,
+)
+from pipelines.admin import ConfigRevisionAdmin as BaseConfigRevisionAdmin
+from pipelines.models import ConfigRevision
+from pipelines.selectors import revision_active
+from pipelines.services.revisions import revision_reject, revision_rollback_to
 
-APPROVE_PERMISSION = "generation.approve_configrevision"
 S = ConfigRevision.Status
 
 
 @admin.register(AnalysisRun)
 class AnalysisRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "trigger", "ratings_seen", "new_ratings", "skipped_reason")
-    list_filter = ("trigger",)
+    list_display = (
+        "id", "pipeline", "created_at", "trigger", "ratings_seen", "new_ratings", "skipped_reason",
+    )  # fmt: skip
+    list_filter = ("pipeline", "trigger")
     readonly_fields = (
+        "pipeline",
         "trigger",
         "ratings_seen",
         "new_ratings",
@@ -61,15 +70,15 @@ def _number(value: float | None, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
-def experiment_summary(experiment: Experiment) -> str:
-    """One line: the experiment's state and its latest numbers."""
-    result = experiment.result
-    head = f"{experiment.status} vs r{experiment.control.number} ({experiment.share:.0%})"
-    if "decision" not in result:
+def arm_summary(arm: ExperimentArm) -> str:
+    """One line: the arm's state and its latest numbers against the control."""
+    result = arm.result
+    head = f"{arm.status} vs r{arm.experiment.control.number} ({arm.share:.0%} of traffic)"
+    if result.get("estimate") is None:
         return f"{head}: no look yet"
     interval = f"[{_number(result.get('lower'), True)}, {_number(result.get('upper'), True)}]"
     return (
-        f"{head}: {result['decision']}, Δ {_number(result.get('estimate'), True)} {interval}, "
+        f"{head}: Δ {_number(result.get('estimate'), True)} {interval}, "
         f"n {result.get('n_candidate', 0)}/{result.get('n_control', 0)}"
     )
 
@@ -87,7 +96,7 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
     it the actions are hidden and the buttons' URLs answer 403.
     """
 
-    change_form_template = "admin/generation/configrevision/change_form.html"
+    change_form_template = "admin/pipelines/configrevision/change_form.html"
     list_display = (
         "number", "status", "source", "created_by", "created_at", "short_rationale",
         "param_diff", "experiment_result",
@@ -107,9 +116,9 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
             .get_queryset(request)
             .prefetch_related(
                 Prefetch(
-                    "experiments_as_candidate",
-                    queryset=Experiment.objects.select_related("control").order_by(
-                        "-started_at", "-id"
+                    "arms",
+                    queryset=ExperimentArm.objects.select_related("experiment__control").order_by(
+                        "-id"
                     ),
                 )
             )
@@ -123,8 +132,8 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
 
     @admin.display(description="experiment result")
     def experiment_result(self, obj: ConfigRevision) -> str:
-        latest = next(iter(obj.experiments_as_candidate.all()), None)
-        return experiment_summary(latest) if latest is not None else "—"
+        latest = next(iter(obj.arms.all()), None)
+        return arm_summary(latest) if latest is not None else "—"
 
     @admin.display(description="predicted impact")
     def predicted_impact_pretty(self, obj: ConfigRevision) -> str:
@@ -134,11 +143,11 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
 
     @admin.display(description="canary experiments")
     def experiment_history(self, obj: ConfigRevision) -> str:
-        found = Experiment.objects.filter(candidate=obj).select_related("control")
+        found = ExperimentArm.objects.filter(revision=obj).select_related("experiment__control")
         if not found:
             return "none"
         parts = []
-        for experiment in found.order_by("started_at", "id"):
+        for arm in found.order_by("started_at", "id"):
             rows = format_html_join(
                 "",
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -151,7 +160,7 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
                         f"{d.n_candidate}/{d.n_control}",
                         d.reason,
                     )
-                    for d in experiment.decisions.all()
+                    for d in arm.decisions.all()
                 ),
             )
             parts.append(
@@ -160,7 +169,7 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
                     "<th>decision</th><th>estimate</th><th>always-valid interval</th>"
                     "<th>n cand./ctrl.</th><th>reason</th></tr></thead><tbody>{}</tbody>"
                     "</table></div>",
-                    experiment_summary(experiment),
+                    arm_summary(arm),
                     rows or mark_safe("<tr><td colspan='6'>no decision yet</td></tr>"),
                 )
             )
@@ -186,18 +195,18 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
         user = request.user
         try:
             if step == "approve":
-                experiment = experiments.experiment_start(revision=revision, actor=user)
+                arm = experiments.revision_approve_as_arm(revision=revision, actor=user)
                 self.message_user(
                     request,
-                    f"r{revision.number} approved: canary on {experiment.share:.0%} of new "
-                    f"generations against r{experiment.control.number}.",
+                    f"r{revision.number} approved: an arm on {arm.share:.0%} of new "
+                    f"generations against r{arm.experiment.control.number}.",
                 )
             elif step == "reject":
                 note = (request.POST.get("note") or "").strip() or "rejected in the admin"
-                experiments.revision_reject(revision=revision, actor=user, note=note)
+                revision_reject(revision=revision, actor=user, note=note)
                 self.message_user(request, f"r{revision.number} rejected.")
             elif step == "rollback":
-                made = experiments.revision_rollback_to(target=revision, actor=user)
+                made = revision_rollback_to(target=revision, actor=user)
                 if made.pk == revision.pk:
                     self.message_user(request, f"Canary stopped; r{revision.number} stays active.")
                 else:
@@ -211,22 +220,16 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
 
     # --- changelist actions --------------------------------------------------------------------
 
-    @admin.action(description="Approve: start a canary experiment")
+    @admin.action(description="Approve: run as experiment arms")
     def approve_start_canary(self, request: HttpRequest, queryset: QuerySet) -> None:
         if self._refuse_unless_approver(request):
             return
         for revision in queryset.order_by("number"):
             self._run(request, revision, "approve")
 
-    @admin.action(description="Approve and activate now (skip the canary)")
+    @admin.action(description="Approve and activate now (skip the experiment)")
     def approve_and_activate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        if Experiment.objects.filter(status=Experiment.Status.RUNNING).exists():
-            self.message_user(
-                request,
-                "A canary experiment is running: let it finish, or roll back first.",
-                messages.ERROR,
-            )
-            return
+        # pipelines.services.revisions refuses this while an experiment runs in the pipeline.
         super().approve_and_activate(request, queryset)
 
     @admin.action(description="Reject the selected proposals")
@@ -270,7 +273,7 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
             revision = get_object_or_404(ConfigRevision, pk=object_id)
             self._run(request, revision, step)
             return HttpResponseRedirect(
-                reverse("admin:generation_configrevision_change", args=[revision.pk])
+                reverse("admin:pipelines_configrevision_change", args=[revision.pk])
             )
 
         return view
@@ -278,20 +281,20 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
     def revision_buttons(self, request: HttpRequest, revision: ConfigRevision) -> list[dict]:
         if not self._may_approve(request):
             return []
-        url = "admin:generation_configrevision_{}".format
+        url = "admin:pipelines_configrevision_{}".format
         buttons = []
         if revision.status in (S.PROPOSED, S.APPROVED):
             buttons.append(
                 {
                     "url": reverse(url("approve"), args=[revision.pk]),
-                    "label": "Approve: start a canary",
+                    "label": "Approve: run as an experiment arm",
                     "note": False,
                 }
             )
             buttons.append(
                 {"url": reverse(url("reject"), args=[revision.pk]), "label": "Reject", "note": True}
             )
-        active = revision_active()
+        active = revision_active(pipeline=revision.pipeline)
         if revision.status == S.CANARY and active is not None:
             buttons.append(
                 {
@@ -301,7 +304,9 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
                 }
             )
         was_active = revision.transitions.filter(to_status=S.ACTIVE).exists()
-        canary_running = ConfigRevision.objects.filter(status=S.CANARY).exists()
+        canary_running = ConfigRevision.objects.filter(
+            pipeline=revision.pipeline, status=S.CANARY
+        ).exists()
         if was_active and (revision.status != S.ACTIVE or canary_running):
             label = (
                 "Stop the canary (keep this revision)"
@@ -329,12 +334,24 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
 
+class ExperimentArmInline(admin.TabularInline):
+    model = ExperimentArm
+    extra = 0
+    can_delete = False
+    fields = ("revision", "role", "status", "share", "alpha", "reason", "started_at", "decided_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class ExperimentDecisionInline(admin.TabularInline):
     model = ExperimentDecision
     extra = 0
     can_delete = False
     fields = (
         "created_at",
+        "arm",
         "kind",
         "estimate",
         "lower",
@@ -353,14 +370,13 @@ class ExperimentDecisionInline(admin.TabularInline):
 class ExperimentAdmin(admin.ModelAdmin):
     """Canaries and every look at them; decisions are made by the evaluation task, not here."""
 
-    list_display = ("__str__", "status", "share", "started_at", "finished_at")
-    list_filter = ("status",)
-    list_select_related = ("candidate", "control")
-    inlines = [ExperimentDecisionInline]
+    list_display = ("__str__", "pipeline", "status", "started_at", "finished_at")
+    list_filter = ("pipeline", "status")
+    list_select_related = ("pipeline", "control")
+    inlines = [ExperimentArmInline, ExperimentDecisionInline]
     readonly_fields = (
-        "candidate",
+        "pipeline",
         "control",
-        "share",
         "status",
         "alpha",
         "min_effect",
@@ -375,6 +391,22 @@ class ExperimentAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ExperimentArm)
+class ExperimentArmAdmin(admin.ModelAdmin):
+    """Every arm of every experiment; arms open and close through the experiment services."""
+
+    list_display = ("__str__", "experiment", "role", "status", "share", "started_at", "decided_at")
+    list_filter = ("status", "role")
+    list_select_related = ("experiment", "revision")
+    readonly_fields = [f.name for f in ExperimentArm._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 

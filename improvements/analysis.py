@@ -21,14 +21,16 @@ from django.db.models import Avg, Count, Q, QuerySet
 from django.utils import timezone
 
 from feedbackloop.config import ImprovementCriteria
-from generation.models import ConfigRevision, Generation, MetricValue
+from generation.models import Generation, MetricValue
 from improvements.stats import (
     bradley_terry,
     corrected_means,
     krippendorff_alpha_ordinal_from_ratings,
     metric_rating_correlations,
 )
+from pipelines.models import ConfigRevision, Pipeline
 from reviews.models import Comparison, IssueReport, Rating, RatingDimension, Review
+from reviews.selectors import excluded_reviewer_ids
 
 # Server metrics worth correlating with ratings: quality measurements, not bookkeeping
 # (frame counts, sizes, timings).
@@ -78,13 +80,18 @@ def _rows(queryset: QuerySet) -> Iterable[tuple]:
         yield from chunk
 
 
-def _rating_arrays() -> dict[str, np.ndarray]:
+def _without_excluded(queryset: QuerySet, reviewer_field: str, excluded: set[int]) -> QuerySet:
+    """Leave out the rows of reviewers excluded from the analysis (reviews.selectors)."""
+    return queryset.exclude(**{f"{reviewer_field}__in": excluded}) if excluded else queryset
+
+
+def _rating_arrays(pipeline: Pipeline, excluded: set[int] = frozenset()) -> dict[str, np.ndarray]:
     """Every rating as aligned columns: revision number, reviewer, generation index, dimension."""
     # Generation -> revision number: one small query instead of a join per rating.
     gen_index: dict[Any, int] = {}
     gen_revision: list[int] = []
     for gen_id, number in _rows(
-        Generation.objects.filter(reviews__isnull=False)
+        Generation.objects.filter(revision__pipeline=pipeline, reviews__isnull=False)
         .values_list("id", "revision__number")
         .distinct()
         .order_by()
@@ -94,9 +101,13 @@ def _rating_arrays() -> dict[str, np.ndarray]:
     reviewer, generation, dimension, value = [], [], [], []
     lookup = gen_index.get
     for chunk in _chunks(
-        Rating.objects.values_list(
-            "review__reviewer_id", "review__generation_id", "dimension_id", "value"
-        ).order_by()
+        _without_excluded(
+            Rating.objects.filter(review__generation__revision__pipeline=pipeline),
+            "review__reviewer_id",
+            excluded,
+        )
+        .values_list("review__reviewer_id", "review__generation_id", "dimension_id", "value")
+        .order_by()
     ):
         r, g, d, v = zip(*chunk, strict=True)
         g = np.fromiter((lookup(x, -1) for x in g), dtype=np.int64, count=len(g))
@@ -162,11 +173,17 @@ def _corrected(
     return corrected, agreement
 
 
-def _bradley_terry() -> tuple[list[dict[str, Any]], int]:
+def _bradley_terry(
+    pipeline: Pipeline, excluded: set[int] = frozenset()
+) -> tuple[list[dict[str, Any]], int]:
+    """Revisions of one pipeline ranked by blind comparisons between them."""
+    within = Comparison.objects.filter(
+        left__revision__pipeline=pipeline, right__revision__pipeline=pipeline
+    )
     rows = list(
-        Comparison.objects.values_list(
-            "left__revision__number", "right__revision__number", "winner"
-        ).order_by()
+        _without_excluded(within, "reviewer_id", excluded)
+        .values_list("left__revision__number", "right__revision__number", "winner")
+        .order_by()
     )
     # A comparison of two generations of one revision says nothing about revisions.
     rows = [r for r in rows if r[0] != r[1]]
@@ -200,14 +217,22 @@ def _bradley_terry() -> tuple[list[dict[str, Any]], int]:
     return table, len(rows)
 
 
-def _issue_rates() -> list[dict[str, Any]]:
+def _issue_rates(pipeline: Pipeline, excluded: set[int] = frozenset()) -> list[dict[str, Any]]:
     reviews = dict(
-        Review.objects.values_list("generation__revision__number")
+        _without_excluded(
+            Review.objects.filter(generation__revision__pipeline=pipeline), "reviewer_id", excluded
+        )
+        .values_list("generation__revision__number")
         .annotate(n=Count("id"))
         .order_by()
     )
     rows = (
-        IssueReport.objects.values_list("generation__revision__number", "category")
+        _without_excluded(
+            IssueReport.objects.filter(generation__revision__pipeline=pipeline),
+            "review__reviewer_id",
+            excluded,
+        )
+        .values_list("generation__revision__number", "category")
         .annotate(n=Count("id"))
         .order_by("generation__revision__number", "category")
     )
@@ -223,7 +248,9 @@ def _issue_rates() -> list[dict[str, Any]]:
     ]
 
 
-def _correlations(data: dict[str, Any], slugs: dict[int, str]) -> list[dict[str, Any]]:
+def _correlations(
+    pipeline: Pipeline, data: dict[str, Any], slugs: dict[int, str]
+) -> list[dict[str, Any]]:
     n_gen = data["n_generations"]
     if n_gen == 0:
         return []
@@ -232,7 +259,10 @@ def _correlations(data: dict[str, Any], slugs: dict[int, str]) -> list[dict[str,
     # Server rows only (a worker's own figures are not comparable); a newer version wins.
     rows = _rows(
         MetricValue.objects.filter(
-            source=MetricValue.Source.SERVER, name__in=CORRELATED_METRICS, value__isnull=False
+            generation__revision__pipeline=pipeline,
+            source=MetricValue.Source.SERVER,
+            name__in=CORRELATED_METRICS,
+            value__isnull=False,
         )
         .values_list("generation_id", "name", "value")
         .order_by("version")
@@ -265,10 +295,11 @@ def _correlations(data: dict[str, Any], slugs: dict[int, str]) -> list[dict[str,
     ]
 
 
-def _generation_seconds() -> list[dict[str, Any]]:
+def _generation_seconds(pipeline: Pipeline) -> list[dict[str, Any]]:
     G = Generation.Status
     rows = (
-        Generation.objects.values_list("revision__number")
+        Generation.objects.filter(revision__pipeline=pipeline)
+        .values_list("revision__number")
         .annotate(
             mean=Avg("generation_seconds", filter=Q(status=G.SUCCEEDED)),
             n=Count("id", filter=Q(status=G.SUCCEEDED)),
@@ -287,33 +318,41 @@ def _generation_seconds() -> list[dict[str, Any]]:
     ]
 
 
-def analysis_compute(*, criteria: ImprovementCriteria | None = None) -> dict[str, Any]:
-    """Every statistic the improver and the dashboard use, as one JSON-ready snapshot.
+def analysis_compute(
+    *, pipeline: Pipeline, criteria: ImprovementCriteria | None = None
+) -> dict[str, Any]:
+    """Every statistic of one pipeline's feedback the improver and the dashboard use, as one
+    JSON-ready snapshot.
 
     ``criteria`` (from criteria_resolve) is recorded with the snapshot so a proposal can be
     traced to the thresholds in force when it was made.
     """
     slugs = dict(RatingDimension.objects.values_list("id", "slug"))
-    data = _rating_arrays()
+    excluded = excluded_reviewer_ids()  # staff excluded them on the Reviewers page
+    data = _rating_arrays(pipeline, excluded)
     corrected, agreement = _corrected(data, slugs)
-    bt, n_comparisons = _bradley_terry()
+    bt, n_comparisons = _bradley_terry(pipeline, excluded)
     snapshot: dict[str, Any] = {
         "computed_at": timezone.now().isoformat(),
         "ratings": int(data["value"].size),
-        "reviews": Review.objects.count(),
+        "pipeline": pipeline.slug,
+        "reviews": _without_excluded(
+            Review.objects.filter(generation__revision__pipeline=pipeline), "reviewer_id", excluded
+        ).count(),
+        "excluded_reviewers": sorted(excluded),
         "comparisons": n_comparisons,
         "revisions": [
-            {"number": number, "status": status, "model_variant": variant}
-            for number, status, variant in ConfigRevision.objects.values_list(
-                "number", "status", "model_variant"
-            ).order_by("number")
+            {"number": number, "status": status}
+            for number, status in ConfigRevision.objects.filter(pipeline=pipeline)
+            .values_list("number", "status")
+            .order_by("number")
         ],
         "corrected": corrected,
         "agreement": agreement,
         "bradley_terry": bt,
-        "issue_rates": _issue_rates(),
-        "correlations": _correlations(data, slugs),
-        "generation_seconds": _generation_seconds(),
+        "issue_rates": _issue_rates(pipeline, excluded),
+        "correlations": _correlations(pipeline, data, slugs),
+        "generation_seconds": _generation_seconds(pipeline),
     }
     if criteria is not None:
         snapshot["criteria"] = {

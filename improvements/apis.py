@@ -12,13 +12,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedbackloop.api_errors import LimitedJSONParser
+from feedbackloop.api_fields import errors
 from feedbackloop.errors import NotFound
-from generation.apis import ANY_ROLE, errors
-from generation.authentication import ADMIN, acting_user, allow
-from generation.models import ConfigRevision
+from feedbackloop.roles import ADMIN, REVIEWER, WORKER, acting_user, allow
 from improvements import experiments
 from improvements.models import Experiment
 from improvements.services import improvement_log
+from pipelines.models import APPROVE_PERMISSION, ConfigRevision
+from pipelines.selectors import pipeline_or_default, revision_get
+from pipelines.services.revisions import revision_reject, revision_rollback_to
+
+ANY_ROLE = allow(WORKER, REVIEWER, ADMIN)
 
 
 class TransitionSerializer(serializers.Serializer):
@@ -48,6 +52,9 @@ class ImprovementSerializer(serializers.Serializer):
 
 class ImprovementQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=1000)
+    pipeline = serializers.RegexField(
+        r"^[a-z0-9][a-z0-9_-]{0,63}\Z", required=False, help_text="default: the default pipeline"
+    )
 
 
 class ImprovementLogApi(APIView):
@@ -62,12 +69,12 @@ class ImprovementLogApi(APIView):
     def get(self, request: Request) -> Response:
         query = ImprovementQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        return Response(improvement_log(query.validated_data["limit"]))
+        data = query.validated_data
+        pipeline = pipeline_or_default(data.get("pipeline"))
+        return Response(improvement_log(pipeline=pipeline, limit=data["limit"]))
 
 
 # --- approval, rollback and the running canary ------------------------------------------------
-
-APPROVE_PERMISSION = "generation.approve_configrevision"
 
 
 class CanApprove(BasePermission):
@@ -80,13 +87,8 @@ class CanApprove(BasePermission):
         return user is not None and user.is_active and user.has_perm(APPROVE_PERMISSION)
 
 
-def revision_or_404(number: str) -> ConfigRevision:
-    revision = (
-        ConfigRevision.objects.filter(number=int(number)).first() if number.isdigit() else None
-    )
-    if revision is None:
-        raise NotFound(f"no revision number {number}", code="unknown_revision")
-    return revision
+def revision_or_404(number: str, slug: str | None) -> ConfigRevision:
+    return revision_get(pipeline=pipeline_or_default(slug), number=number)
 
 
 def revision_data(revision: ConfigRevision) -> dict[str, Any]:
@@ -102,21 +104,34 @@ def revision_data(revision: ConfigRevision) -> dict[str, Any]:
 
 
 def experiment_data(experiment: Experiment) -> dict[str, Any]:
-    decisions = experiment.decisions.order_by("created_at", "id")
+    decisions = experiment.decisions.select_related("arm__revision").order_by("created_at", "id")
     return {
         "id": experiment.pk,
-        "candidate": experiment.candidate.number,
+        "pipeline": experiment.pipeline.slug,
         "control": experiment.control.number,
-        "share": experiment.share,
         "status": experiment.status,
         "alpha": experiment.alpha,
         "min_effect": experiment.min_effect,
         "min_ratings_per_arm": experiment.min_ratings_per_arm,
         "started_at": experiment.started_at.isoformat(),
         "finished_at": experiment.finished_at.isoformat() if experiment.finished_at else None,
-        "result": {k: v for k, v in experiment.result.items() if k != "offsets"},
+        "arms": [
+            {
+                "revision": arm.revision.number,
+                "role": arm.role,
+                "status": arm.status,
+                "share": arm.share,
+                "reason": arm.reason,
+                "result": arm.result,
+                "started_at": arm.started_at.isoformat(),
+                "decided_at": arm.decided_at.isoformat() if arm.decided_at else None,
+            }
+            for arm in experiment.arms.select_related("revision").order_by("id")
+        ],
+        "result": experiment.result,
         "decisions": [
             {
+                "revision": d.arm.revision.number if d.arm_id else None,
                 "kind": d.kind,
                 "reason": d.reason,
                 "estimate": d.estimate,
@@ -143,9 +158,10 @@ class RevisionOutSerializer(serializers.Serializer):
 
 
 class DecisionSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["continue", "promote", "rollback"])
+    revision = serializers.IntegerField(allow_null=True, help_text="the arm's revision number")
+    kind = serializers.ChoiceField(choices=["continue", "promote", "drop", "rollback", "abort"])
     reason = serializers.CharField(allow_blank=True)
-    estimate = serializers.FloatField(allow_null=True, help_text="mean(candidate) − mean(control)")
+    estimate = serializers.FloatField(allow_null=True, help_text="mean(arm) − mean(control)")
     lower = serializers.FloatField(allow_null=True, help_text="always-valid lower bound")
     upper = serializers.FloatField(allow_null=True, help_text="always-valid upper bound")
     n_candidate = serializers.IntegerField()
@@ -154,18 +170,29 @@ class DecisionSerializer(serializers.Serializer):
     at = serializers.CharField()
 
 
+class ArmSerializer(serializers.Serializer):
+    revision = serializers.IntegerField()
+    role = serializers.CharField(help_text="challenger (tested for promotion) or explorer")
+    status = serializers.CharField()
+    share = serializers.FloatField(help_text="its share of new generations while running")
+    reason = serializers.CharField(allow_blank=True)
+    result = serializers.JSONField()
+    started_at = serializers.CharField()
+    decided_at = serializers.CharField(allow_null=True)
+
+
 class ExperimentSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    candidate = serializers.IntegerField(help_text="the canary's revision number")
-    control = serializers.IntegerField(help_text="the active revision it is compared with")
-    share = serializers.FloatField()
+    pipeline = serializers.CharField()
+    control = serializers.IntegerField(help_text="the active revision the arms are compared with")
     status = serializers.CharField(help_text=f"one of: {', '.join(Experiment.Status.values)}")
     alpha = serializers.FloatField()
     min_effect = serializers.FloatField()
     min_ratings_per_arm = serializers.IntegerField()
     started_at = serializers.CharField()
     finished_at = serializers.CharField(allow_null=True)
-    result = serializers.JSONField(help_text="the latest decision's numbers")
+    arms = ArmSerializer(many=True)
+    result = serializers.JSONField()
     decisions = DecisionSerializer(many=True)
 
 
@@ -174,8 +201,8 @@ class ApproveSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         min_value=0.01,
-        max_value=0.99,
-        help_text="the canary's share of new generations (default: the criteria's canary_share)",
+        max_value=0.8,
+        help_text="the arm's share of new generations (default: the arms split the canary share)",
     )
 
 
@@ -189,18 +216,19 @@ class RevisionApproveApi(APIView):
 
     @extend_schema(
         operation_id="revision_approve",
-        summary="Approve a proposed revision: it starts as a canary against the active one",
+        summary="Approve a proposed revision: it joins its pipeline's experiment as an arm",
+        description="`/api/v1/revisions/{number}/approve/` is the default pipeline's.",
         request=ApproveSerializer,
         responses={201: ExperimentSerializer, **errors(400, 404, 409)},
     )
-    def post(self, request: Request, number: str) -> Response:
-        revision = revision_or_404(number)
+    def post(self, request: Request, number: str, slug: str | None = None) -> Response:
+        revision = revision_or_404(number, slug)
         body = ApproveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        experiment = experiments.experiment_start(
+        arm = experiments.revision_approve_as_arm(
             revision=revision, actor=acting_user(request), share=body.validated_data.get("share")
         )
-        return Response(experiment_data(experiment), status=status.HTTP_201_CREATED)
+        return Response(experiment_data(arm.experiment), status=status.HTTP_201_CREATED)
 
 
 class RevisionRejectApi(APIView):
@@ -213,11 +241,11 @@ class RevisionRejectApi(APIView):
         request=NoteSerializer,
         responses={200: RevisionOutSerializer, **errors(400, 404, 409)},
     )
-    def post(self, request: Request, number: str) -> Response:
-        revision = revision_or_404(number)
+    def post(self, request: Request, number: str, slug: str | None = None) -> Response:
+        revision = revision_or_404(number, slug)
         body = NoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        revision = experiments.revision_reject(
+        revision = revision_reject(
             revision=revision,
             actor=acting_user(request),
             note=body.validated_data["note"] or "rejected over the API",
@@ -234,17 +262,59 @@ class RevisionRollbackApi(APIView):
         summary="Roll back to this earlier revision",
         description=(
             "Creates a new revision (source rollback) with this revision's parameters and makes it "
-            "active at once; a running canary is aborted. History is not rewritten. Rolling back "
-            "to the active revision itself only stops the running canary (200)."
+            "active at once; running arms are dropped. History is not rewritten. Rolling back to "
+            "the active revision itself only drops the running arms (200). Repeating the same "
+            "rollback while its result is active changes nothing and answers 200 with it."
         ),
         request=None,
         responses={201: RevisionOutSerializer, 200: RevisionOutSerializer, **errors(404, 409)},
     )
-    def post(self, request: Request, number: str) -> Response:
-        target = revision_or_404(number)
-        revision = experiments.revision_rollback_to(target=target, actor=acting_user(request))
-        code = status.HTTP_200_OK if revision.pk == target.pk else status.HTTP_201_CREATED
+    def post(self, request: Request, number: str, slug: str | None = None) -> Response:
+        target = revision_or_404(number, slug)
+        before = ConfigRevision.objects.filter(pipeline=target.pipeline).count()
+        revision = revision_rollback_to(target=target, actor=acting_user(request))
+        created = ConfigRevision.objects.filter(pipeline=target.pipeline).count() > before
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(revision_data(revision), status=code)
+
+
+class BatchApproveSerializer(serializers.Serializer):
+    revisions = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        allow_empty=False,
+        max_length=50,
+        help_text="the numbers of the proposals to approve",
+    )
+
+
+class BatchApprovedSerializer(serializers.Serializer):
+    opened = serializers.ListField(child=serializers.IntegerField())
+    refused = serializers.DictField(child=serializers.CharField(), help_text="number → why")
+
+
+class ProposalsApproveApi(APIView):
+    permission_classes = [CanApprove]
+    parser_classes = [LimitedJSONParser]
+
+    @extend_schema(
+        operation_id="proposals_approve_batch",
+        summary="Approve a batch of proposals: each opens as an arm of the pipeline's experiment",
+        description="Each proposal is tried on its own: one that cannot open (not proposed any "
+        "more, no share left) is listed under `refused` with the reason, the rest open.",
+        request=BatchApproveSerializer,
+        responses={200: BatchApprovedSerializer, **errors(400, 404)},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        body = BatchApproveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        pipeline = pipeline_or_default(slug)
+        revisions = [
+            revision_get(pipeline=pipeline, number=n) for n in body.validated_data["revisions"]
+        ]
+        opened, refused = experiments.revisions_approve_as_arms(
+            revisions=revisions, actor=acting_user(request)
+        )
+        return Response({"opened": [a.revision.number for a in opened], "refused": refused})
 
 
 class ExperimentCurrentApi(APIView):
@@ -252,12 +322,14 @@ class ExperimentCurrentApi(APIView):
 
     @extend_schema(
         operation_id="experiment_current",
-        summary="The running canary experiment (else the latest one) with every decision",
-        description="For admins only: reviewers compare blind and must not know the arms.",
+        summary="The pipeline's running experiment (else its latest) with every arm and decision",
+        description="For admins only: reviewers compare blind and must not know the arms. "
+        "`/api/v1/experiments/current/` is the default pipeline's.",
         responses={200: ExperimentSerializer, **errors(404)},
     )
-    def get(self, request: Request) -> Response:
-        experiment = experiments.experiment_current()
+    def get(self, request: Request, slug: str | None = None) -> Response:
+        pipeline = pipeline_or_default(slug)
+        experiment = experiments.experiment_current(pipeline=pipeline)
         if experiment is None:
-            raise NotFound("no experiment has run yet", code="no_experiment")
+            raise NotFound(f"no experiment has run in {pipeline.slug} yet", code="no_experiment")
         return Response(experiment_data(experiment))

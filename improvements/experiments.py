@@ -1,443 +1,382 @@
-"""Canary experiments: start one, decide it, and roll back to an earlier revision.
+"""Experiments: candidate revisions run as arms beside a pipeline's active revision, and decided.
 
-An approved revision runs as a canary: `config_for_new_generation` gives it a share of new
-generations (by a stable hash of the generation id) and the active revision the rest. Every
-evaluation reads both arms' overall ratings in arrival order and calls the always-valid
-sequential test in `improvements.stats.sequential`; guardrails on failure rate, generation time
-and issue-report rate roll a bad canary back early. Every look is recorded as an
-ExperimentDecision with its numbers. See docs/improver-statistics.md, "The canary in
-production".
+An approved revision opens as an arm of its pipeline's running experiment (one is started, with
+the active revision as control, when none runs): it becomes a canary on its share of new
+generations (pipelines.selectors.revision_for_new_generation assigns them by a stable hash).
+Each look at an experiment decides every running arm — promote, drop, or keep running — and
+records an ExperimentDecision with its numbers; the decisions come from the improver's policy
+(improvements.loop) or, for an arm opened by hand, from its always-valid test. A promotion makes
+the arm's revision active and finishes the experiment; arms still undecided then carry over to
+a new experiment against the new control. See docs/improver-statistics.md.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
-from itertools import chain
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, Exists, OuterRef, Q
 from django.utils import timezone
 
+from feedbackloop.actors import person_or_none
+from feedbackloop.config import ImprovementCriteria
 from feedbackloop.errors import Conflict, InvalidInput
-from generation.models import ConfigRevision, Generation, RevisionTransition
-from generation.selectors import revision_active
-from generation.services import revision_approve_and_activate, revision_create, revision_transition
+from feedbackloop.schedules import periodic_task_ensure
 from improvements.criteria import criteria_resolve
-from improvements.models import Experiment, ExperimentDecision
-from improvements.schedules import periodic_task_ensure
-from improvements.stats import ArmCounts, corrected_means, guardrails, sequential_decision
-from reviews.models import IssueReport, Rating, Review
+from improvements.models import Experiment, ExperimentArm, ExperimentDecision
+from pipelines.models import ConfigRevision, Pipeline
+from pipelines.selectors import revision_active
+from pipelines.services.revisions import (
+    revision_approve,
+    revision_canary_shares,
+    revision_canary_start,
+    revision_drop,
+    revision_promote,
+)
 
 logger = logging.getLogger(__name__)
 
 S = ConfigRevision.Status
-OVERALL = "overall_satisfaction"
-RATING_BOUNDS = (1.0, 5.0)
-# Reviewer offsets (estimated before the canary) are clipped to this size: each unit of offset
-# range widens the sequential test's bounds by one rating point and costs power, and an offset
-# from a handful of ratings is mostly noise anyway. Clipping keeps them predictable.
-OFFSET_CLIP = 0.5
+A = ExperimentArm.Status
 EXPERIMENT_TASK_NAME = "experiments: evaluate the running canary"
+# The control keeps at least this share of new generations, however many arms run.
+MIN_CONTROL_SHARE = 0.2
 
 
-# --- start ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArmOutcome:
+    """What a look decided for one arm (kind: continue, promote, drop, rollback, abort)."""
+
+    revision_id: int
+    kind: str
+    reason: str
+    estimate: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    n_candidate: int = 0
+    n_control: int = 0
+    numbers: dict[str, Any] | None = None
 
 
-def _user_or_none(user: AbstractBaseUser | None) -> AbstractBaseUser | None:
-    return user if user is not None and user.is_authenticated else None
-
-
-def reviewer_offsets_before(started_at: Any) -> dict[str, Any]:
-    """Each reviewer's overall-rating offset fitted on the ratings given before `started_at`.
-
-    They are fixed before the canary's first rating, so subtracting them keeps the sequential
-    test valid (offsets fitted on the canary's own ratings would not be predictable).
-    """
-    triples = (
-        Rating.objects.filter(dimension__slug=OVERALL, created_at__lt=started_at)
-        .order_by("id")
-        .values_list("review__generation__revision_id", "review__reviewer_id", "value")
-        .iterator(chunk_size=20_000)
+def experiment_running(*, pipeline: Pipeline) -> Experiment | None:
+    return (
+        Experiment.objects.select_related("control", "pipeline")
+        .filter(pipeline=pipeline, status=Experiment.Status.RUNNING)
+        .first()
     )
-    # Streamed into one int64 array: 24 bytes a rating, not a list of a million tuples.
-    rows = np.fromiter(chain.from_iterable(triples), dtype=np.int64).reshape(-1, 3)
-    if len(rows) < 2:
-        return {"by_reviewer": {}, "prior_ratings": int(len(rows))}
-    revisions, revision_index = np.unique(rows[:, 0], return_inverse=True)
-    reviewers, reviewer_index = np.unique(rows[:, 1], return_inverse=True)
-    fit = corrected_means(
-        revision_index,
-        reviewer_index,
-        rows[:, 2].astype(np.float64),
-        n_revisions=len(revisions),
-        n_reviewers=len(reviewers),
-    )
-    offsets = np.clip(np.nan_to_num(fit.reviewer_offset), -OFFSET_CLIP, OFFSET_CLIP)
-    return {
-        "by_reviewer": {
-            str(int(r)): round(float(b), 4) for r, b in zip(reviewers, offsets, strict=True)
-        },
-        "prior_ratings": int(len(rows)),
-    }
 
 
-def experiment_start(
-    *, revision: ConfigRevision, actor: AbstractBaseUser | None = None, share: float | None = None
+def _experiment_for(
+    pipeline: Pipeline, actor: Any, criteria: ImprovementCriteria | None = None
 ) -> Experiment:
-    """Approve `revision` (if still proposed) and run it as a canary against the active one.
-
-    Refuses with Conflict while another experiment runs, when nothing is active, or when the
-    revision is not proposed/approved.
-    """
-    criteria = criteria_resolve().improvement_criteria
-    share = criteria.canary_share if share is None else share
-    if not 0 < share < 1:
-        raise InvalidInput("the canary share must be between 0 and 1", code="invalid_share")
+    """The pipeline's running experiment, started against the active revision if none runs."""
+    running = experiment_running(pipeline=pipeline)
+    if running is not None:
+        return running
+    control = revision_active(pipeline=pipeline)
+    if control is None:
+        raise Conflict(
+            f"pipeline {pipeline.slug} has no active revision to compare with", code="no_active"
+        )
+    criteria = criteria or criteria_resolve().improvement_criteria
     try:
         with transaction.atomic():
-            if (
-                Experiment.objects.select_for_update()
-                .filter(status=Experiment.Status.RUNNING)
-                .exists()
-            ):
-                raise Conflict("an experiment is already running", code="experiment_running")
-            revision = ConfigRevision.objects.select_for_update().get(pk=revision.pk)
-            if revision.status not in (S.PROPOSED, S.APPROVED):
-                raise Conflict(
-                    f"r{revision.number} is {revision.status}; only a proposed or approved "
-                    "revision can start a canary",
-                    code="invalid_transition",
-                )
-            control = revision_active()
-            if control is None:
-                raise Conflict("there is no active revision to compare with", code="no_active")
-            if ConfigRevision.objects.filter(status=S.CANARY).exists():
-                raise Conflict("another revision is already a canary", code="experiment_running")
-            note = f"canary on {share:.0%} of new generations against r{control.number}"
-            if revision.status == S.PROPOSED:
-                revision = revision_transition(
-                    revision=revision, to_status=S.APPROVED, actor=actor, note="approved"
-                )
-            revision = revision_transition(
-                revision=revision, to_status=S.CANARY, actor=actor, note=note, rollout_share=share
-            )
-            experiment = Experiment.objects.create(
-                candidate=revision,
+            return Experiment.objects.create(
+                pipeline=pipeline,
                 control=control,
-                share=share,
                 alpha=criteria.alpha,
                 min_effect=criteria.min_effect,
                 min_ratings_per_arm=criteria.min_ratings_per_arm,
-                started_by=_user_or_none(actor),
+                started_by=person_or_none(actor),
             )
-            experiment.result = {"offsets": reviewer_offsets_before(experiment.started_at)}
-            experiment.save(update_fields=["result"])
-            return experiment
-    except IntegrityError as exc:
-        # Two admins approved at once: the one-running-experiment constraint decided.
-        raise Conflict("an experiment is already running", code="experiment_running") from exc
+    except IntegrityError:
+        # Another approval started it a moment ago: join that one.
+        running = experiment_running(pipeline=pipeline)
+        if running is None:
+            raise
+        return running
 
 
-# --- evaluate ---------------------------------------------------------------------------------
+def default_shares(n_arms: int, canary_share: float) -> float:
+    """Each arm's share when ``n_arms`` run: the configured canary share, shrunk so the control
+    keeps MIN_CONTROL_SHARE."""
+    return min(canary_share, (1 - MIN_CONTROL_SHARE) / max(n_arms, 1))
 
 
-def _arm_generations(experiment: Experiment, arm: str):
-    revision_id = experiment.candidate_id if arm == "candidate" else experiment.control_id
-    return Generation.objects.filter(
-        experiment_arm=arm, revision_id=revision_id, created_at__gte=experiment.started_at
-    )
+@transaction.atomic
+def arm_open(
+    *,
+    revision: ConfigRevision,
+    actor: Any = None,
+    share: float | None = None,
+    role: str = ExperimentArm.Role.CHALLENGER,
+    alpha: float | None = None,
+    result: dict[str, Any] | None = None,
+    criteria: ImprovementCriteria | None = None,
+) -> ExperimentArm:
+    """Approve ``revision`` (if still proposed) and run it as an arm of its pipeline's experiment.
 
+    ``criteria`` are the improvement criteria in force (default: the site's, criteria_resolve);
+    the library passes its own config's, so one config file is the single source.
 
-def arm_ratings(experiment: Experiment, arm: str) -> tuple[list[int], list[int]]:
-    """The arm's overall ratings and their reviewers, in arrival order (by rating id)."""
-    rows = list(
-        Rating.objects.filter(
-            dimension__slug=OVERALL, review__generation__in=_arm_generations(experiment, arm)
-        )
-        .order_by("id")
-        .values_list("value", "review__reviewer_id")
-    )
-    return [v for v, _ in rows], [r for _, r in rows]
-
-
-def arm_counts(experiment: Experiment, arm: str) -> ArmCounts:
-    generations = _arm_generations(experiment, arm)
-    done = Generation.Status.SUCCEEDED, Generation.Status.FAILED
-    totals = generations.aggregate(
-        n=Count("id", filter=Q(status__in=done)),
-        failed=Count("id", filter=Q(status=Generation.Status.FAILED)),
-        seconds=Avg("generation_seconds", filter=Q(status=Generation.Status.SUCCEEDED)),
-    )
-    reviewed = generations.filter(Exists(Review.objects.filter(generation=OuterRef("pk"))))
-    return ArmCounts(
-        n_generations=totals["n"],
-        n_failed=totals["failed"],
-        mean_generation_seconds=totals["seconds"],
-        n_reviewed=reviewed.count(),
-        n_with_issue_report=reviewed.filter(
-            Exists(IssueReport.objects.filter(generation=OuterRef("pk")))
-        ).count(),
-    )
-
-
-def corrected_values(
-    values: list[int], reviewers: list[int], offsets: dict[str, float]
-) -> np.ndarray:
-    """Ratings minus each reviewer's pre-canary offset (0 for reviewers new to the panel)."""
-    b = np.array([offsets.get(str(r), 0.0) for r in reviewers], dtype=np.float64)
-    return np.asarray(values, dtype=np.float64) - b
-
-
-def corrected_bounds(offsets: dict[str, float]) -> tuple[float, float]:
-    """The range a corrected rating can take: (1 − max b, 5 − min b), with b = 0 included."""
-    known = [0.0, *offsets.values()]
-    return RATING_BOUNDS[0] - max(known), RATING_BOUNDS[1] - min(known)
-
-
-def _decision_numbers(
-    candidate: ArmCounts, control: ArmCounts, bounds: tuple[float, float], breaches: list, g: Any
-) -> dict[str, Any]:
-    return {
-        "arms": {"candidate": asdict(candidate), "control": asdict(control)},
-        "bounds": list(bounds),
-        "guardrail_limits": {
-            "max_failure_rate_increase": g.max_failure_rate,
-            "max_generation_time_ratio": g.max_generation_seconds_ratio,
-            "max_issue_rate_increase": g.max_issue_rate_increase,
-        },
-        "breaches": [asdict(b) for b in breaches],
-    }
-
-
-def experiment_evaluate(*, experiment: Experiment) -> ExperimentDecision | None:
-    """Look at a running experiment once: promote, roll back or continue, and record it.
-
-    Safe to call concurrently and repeatedly: the experiment row is locked and re-read, a
-    finished experiment is left alone (its last decision is returned), and a "continue" whose
-    counts have not changed since the previous look is not recorded again (the previous one is
-    returned). Returns None when the experiment had to be aborted instead (its candidate left
-    canary by hand, or its control is no longer the active revision).
+    Refuses (Conflict) a revision that is not proposed or approved. Without ``share`` the arms
+    split the canary share evenly, the control keeping at least MIN_CONTROL_SHARE.
     """
+    revision = ConfigRevision.objects.select_related("pipeline").get(pk=revision.pk)
+    if revision.status not in (S.PROPOSED, S.APPROVED):
+        raise Conflict(
+            f"r{revision.number} is {revision.status}; only a proposed or approved revision can "
+            "join an experiment",
+            code="invalid_transition",
+        )
+    if share is not None and not 0 < share < 1:
+        raise InvalidInput("an arm's share must be between 0 and 1", code="invalid_share")
+    criteria = criteria or criteria_resolve().improvement_criteria
+    experiment = Experiment.objects.select_for_update().get(
+        pk=_experiment_for(revision.pipeline, actor, criteria).pk
+    )
+    running = list(experiment.arms.filter(status=A.RUNNING))
+    even = default_shares(len(running) + 1, criteria.canary_share)
+    if share is None:
+        share = even
+        if running:  # make room: every arm takes the even share
+            revision_canary_shares(
+                pipeline=revision.pipeline, shares={a.revision_id: even for a in running}
+            )
+            experiment.arms.filter(status=A.RUNNING).update(share=even)
+    if revision.status == S.PROPOSED:
+        revision = revision_approve(revision=revision, actor=actor, note="approved")
+    note = f"arm on {share:.0%} of new generations against r{experiment.control.number}"
+    revision_canary_start(revision=revision, share=share, actor=actor, note=note)
+    return ExperimentArm.objects.create(
+        experiment=experiment,
+        revision=revision,
+        role=role,
+        alpha=experiment.alpha if alpha is None else alpha,
+        share=share,
+        result=result or {},
+    )
+
+
+def revision_approve_as_arm(
+    *,
+    revision: ConfigRevision,
+    actor: Any = None,
+    share: float | None = None,
+    criteria: ImprovementCriteria | None = None,
+) -> ExperimentArm:
+    """An admin's approval: the revision opens as an arm, with the role and test the improver
+    planned for it (kept in its evidence), or as a challenger at the criteria's alpha."""
+    planned = (revision.evidence or {}).get("arm") or {}
+    result = {k: planned[k] for k in ("mixture", "predicted") if k in planned}
+    return arm_open(
+        revision=revision,
+        actor=actor,
+        share=share,
+        role=planned.get("role", ExperimentArm.Role.CHALLENGER),
+        alpha=planned.get("alpha"),
+        result=result,
+        criteria=criteria,
+    )
+
+
+def revisions_approve_as_arms(
+    *,
+    revisions: list[ConfigRevision],
+    actor: Any = None,
+    criteria: ImprovementCriteria | None = None,
+) -> tuple[list[ExperimentArm], dict[int, str]]:
+    """Approve a batch of proposals at once; returns the arms opened and, per revision number,
+    why one could not be (each is tried on its own, so one refusal does not stop the rest)."""
+    opened: list[ExperimentArm] = []
+    refused: dict[int, str] = {}
+    for revision in sorted(revisions, key=lambda r: r.number):
+        try:
+            opened.append(
+                revision_approve_as_arm(revision=revision, actor=actor, criteria=criteria)
+            )
+        except (Conflict, InvalidInput) as exc:
+            refused[revision.number] = exc.message
+    return opened, refused
+
+
+def arms_set_shares(*, experiment: Experiment, shares: dict[int, float]) -> None:
+    """Traffic per running arm (revision id → share); the control gets the rest."""
     with transaction.atomic():
-        experiment = (
-            Experiment.objects.select_for_update()
-            .select_related("candidate", "control")
-            .get(pk=experiment.pk)
-        )
-        last = experiment.decisions.order_by("-created_at", "-id").first()
-        if experiment.status != Experiment.Status.RUNNING:
-            return last
-        if experiment.candidate.status != S.CANARY:
-            # Moved by hand (e.g. rolled back in the admin): nothing left to decide.
-            _finish(experiment, Experiment.Status.ABORTED, {"aborted": "candidate left canary"})
-            return None
-        if experiment.control.status != S.ACTIVE:
-            # Another revision was activated meanwhile: the control arm no longer grows, and
-            # promoting would replace a revision nobody compared against.
-            why = f"control r{experiment.control.number} is no longer active"
-            revision_transition(
-                revision=experiment.candidate, to_status=S.ROLLED_BACK, note=f"aborted: {why}"
-            )
-            _finish(experiment, Experiment.Status.ABORTED, {"aborted": why})
-            return None
-
-        offsets = experiment.result.get("offsets", {}).get("by_reviewer", {})
-        bounds = corrected_bounds(offsets)
-        c_values, c_reviewers = arm_ratings(experiment, "candidate")
-        k_values, k_reviewers = arm_ratings(experiment, "control")
-        c_counts, k_counts = arm_counts(experiment, "candidate"), arm_counts(experiment, "control")
-        limits = criteria_resolve().improvement_criteria.guardrails
-        breaches = guardrails(
-            c_counts,
-            k_counts,
-            alpha=experiment.alpha,
-            max_failure_rate_increase=limits.max_failure_rate,
-            max_generation_time_ratio=limits.max_generation_seconds_ratio,
-            max_issue_rate_increase=limits.max_issue_rate_increase,
-        )
-        test = sequential_decision(
-            corrected_values(c_values, c_reviewers, offsets),
-            corrected_values(k_values, k_reviewers, offsets),
-            alpha=experiment.alpha,
-            min_effect=experiment.min_effect,
-            min_per_arm=experiment.min_ratings_per_arm,
-            bounds=bounds,
-        )
-        kind, reason = test.kind, test.reason
-        if breaches:
-            kind = ExperimentDecision.Kind.ROLLBACK
-            reason = "guardrail: " + "; ".join(b.reason for b in breaches)
-        numbers = _decision_numbers(c_counts, k_counts, bounds, breaches, limits)
-        numbers["raw_means"] = {
-            "candidate": float(np.mean(c_values)) if c_values else None,
-            "control": float(np.mean(k_values)) if k_values else None,
-        }
-        if (
-            kind == ExperimentDecision.Kind.CONTINUE
-            and last is not None
-            and last.kind == kind
-            and (last.n_candidate, last.n_control) == (test.n_candidate, test.n_control)
-            and last.numbers.get("arms") == numbers["arms"]
-        ):
-            return last  # nothing new since the previous look
-
-        decision = ExperimentDecision.objects.create(
-            experiment=experiment,
-            kind=kind,
-            reason=reason,
-            estimate=test.estimate,
-            lower=test.lower,
-            upper=test.upper,
-            n_candidate=test.n_candidate,
-            n_control=test.n_control,
-            numbers=numbers,
-        )
-        summary = {
-            "decision": kind,
-            "reason": reason,
-            "estimate": test.estimate,
-            "lower": test.lower,
-            "upper": test.upper,
-            "n_candidate": test.n_candidate,
-            "n_control": test.n_control,
-            "evaluated_at": decision.created_at.isoformat(),
-        }
-        if kind == ExperimentDecision.Kind.PROMOTE:
-            revision_transition(
-                revision=experiment.candidate,
-                to_status=S.ACTIVE,
-                note=f"canary promoted: {reason}",
-            )
-            _finish(experiment, Experiment.Status.PROMOTED, summary)
-        elif kind == ExperimentDecision.Kind.ROLLBACK:
-            revision_transition(
-                revision=experiment.candidate,
-                to_status=S.ROLLED_BACK,
-                note=f"canary rolled back: {reason}",
-            )
-            _finish(experiment, Experiment.Status.ROLLED_BACK, summary)
-        else:
-            experiment.result = {**experiment.result, **summary}
-            experiment.save(update_fields=["result"])
-        return decision
+        revision_canary_shares(pipeline=experiment.pipeline, shares=shares)
+        for revision_id, share in shares.items():
+            experiment.arms.filter(status=A.RUNNING, revision_id=revision_id).update(share=share)
 
 
-def _finish(experiment: Experiment, status: str, summary: dict[str, Any]) -> None:
-    experiment.status = status
+def _record(
+    experiment: Experiment, arm: ExperimentArm | None, outcome: ArmOutcome
+) -> ExperimentDecision:
+    return ExperimentDecision.objects.create(
+        experiment=experiment,
+        arm=arm,
+        kind=outcome.kind,
+        reason=outcome.reason[:5000],
+        estimate=outcome.estimate,
+        lower=outcome.lower,
+        upper=outcome.upper,
+        n_candidate=outcome.n_candidate,
+        n_control=outcome.n_control,
+        numbers=outcome.numbers or {},
+    )
+
+
+def _close(arm: ExperimentArm, status: str, outcome: ArmOutcome) -> None:
+    arm.status = status
+    arm.reason = outcome.reason[:5000]
+    arm.decided_at = timezone.now()
+    arm.result = {
+        **arm.result,
+        "decision": outcome.kind,
+        "estimate": outcome.estimate,
+        "lower": outcome.lower,
+        "upper": outcome.upper,
+        "n_candidate": outcome.n_candidate,
+        "n_control": outcome.n_control,
+    }
+    arm.save(update_fields=["status", "reason", "decided_at", "result"])
+
+
+@transaction.atomic
+def experiment_apply(
+    *, experiment: Experiment, outcomes: list[ArmOutcome], actor: Any = None
+) -> list[ExperimentDecision]:
+    """Apply one look's decisions: drop arms, promote at most one, record every decision.
+
+    A "continue" whose numbers have not changed since the previous look is not recorded again.
+    After a promotion the experiment finishes and its undecided arms carry over to a new one
+    against the new control.
+    """
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if experiment.status != Experiment.Status.RUNNING:
+        return []
+    arms = {a.revision_id: a for a in experiment.arms.select_related("revision")}
+    recorded: list[ExperimentDecision] = []
+    promoted: tuple[ExperimentArm, ArmOutcome] | None = None
+    for outcome in outcomes:
+        arm = arms.get(outcome.revision_id)
+        if arm is None or arm.status != A.RUNNING:
+            continue
+        if outcome.kind == ExperimentDecision.Kind.CONTINUE:
+            last = arm.decisions.order_by("-id").first()
+            if (
+                last is not None
+                and last.kind == outcome.kind
+                and (last.n_candidate, last.n_control) == (outcome.n_candidate, outcome.n_control)
+            ):
+                continue
+            arm.result = {**arm.result, "estimate": outcome.estimate, "lower": outcome.lower,
+                          "upper": outcome.upper, "n_candidate": outcome.n_candidate,
+                          "n_control": outcome.n_control}  # fmt: skip
+            arm.save(update_fields=["result"])
+        elif outcome.kind == ExperimentDecision.Kind.PROMOTE and promoted is None:
+            promoted = (arm, outcome)
+            continue
+        elif outcome.kind in (ExperimentDecision.Kind.DROP, ExperimentDecision.Kind.ROLLBACK):
+            revision_drop(revision=arm.revision, actor=actor, note=f"dropped: {outcome.reason}")
+            status = A.DROPPED if outcome.kind == ExperimentDecision.Kind.DROP else A.ROLLED_BACK
+            _close(arm, status, outcome)
+        recorded.append(_record(experiment, arm, outcome))
+    if promoted is not None:
+        arm, outcome = promoted
+        revision_promote(revision=arm.revision, actor=actor, note=f"promoted: {outcome.reason}")
+        _close(arm, A.PROMOTED, outcome)
+        recorded.append(_record(experiment, arm, outcome))
+        _finish_and_carry_over(experiment, actor)
+    return recorded
+
+
+def _finish_and_carry_over(experiment: Experiment, actor: Any) -> None:
+    """Finish after a promotion; undecided arms continue against the new control."""
+    experiment.status = Experiment.Status.FINISHED
     experiment.finished_at = timezone.now()
-    experiment.result = {**experiment.result, **summary}
+    experiment.save(update_fields=["status", "finished_at"])
+    survivors = list(
+        experiment.arms.filter(status=A.RUNNING, revision__status=S.CANARY).select_related(
+            "revision"
+        )
+    )
+    if not survivors:
+        return
+    successor = Experiment.objects.create(
+        pipeline=experiment.pipeline,
+        control=revision_active(pipeline=experiment.pipeline),
+        alpha=experiment.alpha,
+        min_effect=experiment.min_effect,
+        min_ratings_per_arm=experiment.min_ratings_per_arm,
+        started_by=person_or_none(actor),
+    )
+    for arm in survivors:
+        arm.status = A.CARRIED_OVER
+        arm.decided_at = timezone.now()
+        arm.reason = f"carried over to experiment #{successor.pk} against the new control"
+        arm.save(update_fields=["status", "decided_at", "reason"])
+        ExperimentArm.objects.create(
+            experiment=successor,
+            revision=arm.revision,
+            role=arm.role,
+            alpha=arm.alpha,
+            share=arm.share,
+            result={k: v for k, v in arm.result.items() if k in ("predicted", "mixture")},
+        )
+
+
+@transaction.atomic
+def experiment_abort_if_orphaned(*, experiment: Experiment, actor: Any = None) -> bool:
+    """Finish an experiment whose control is no longer active (an admin rolled back or
+    activated another revision); its arms that are no longer canaries end as aborted.
+
+    With the control still active, arms whose revision stopped being a canary outside the
+    experiment (an admin's rollback to the active revision drops every canary) end as aborted
+    too, and the experiment finishes once none is left running. True if it finished.
+    """
+    experiment = (
+        Experiment.objects.select_for_update().select_related("control").get(pk=experiment.pk)
+    )
+    if experiment.status != Experiment.Status.RUNNING:
+        return False
+    if experiment.control.status == S.ACTIVE:
+        running = list(experiment.arms.filter(status=A.RUNNING).select_related("revision"))
+        stranded = [arm for arm in running if arm.revision.status != S.CANARY]
+        for arm in stranded:
+            outcome = ArmOutcome(
+                arm.revision_id,
+                ExperimentDecision.Kind.ABORT,
+                f"r{arm.revision.number} is no longer a canary ({arm.revision.status})",
+            )
+            _close(arm, A.ABORTED, outcome)
+            _record(experiment, arm, outcome)
+        if not stranded or len(stranded) < len(running):
+            return False
+        why = "every arm was stopped outside the experiment"
+    else:
+        why = f"control r{experiment.control.number} is no longer active"
+    for arm in experiment.arms.filter(status=A.RUNNING).select_related("revision"):
+        if arm.revision.status == S.CANARY:
+            revision_drop(revision=arm.revision, actor=actor, note=f"aborted: {why}")
+        _close(arm, A.ABORTED, ArmOutcome(arm.revision_id, "abort", why))
+    _record(experiment, None, ArmOutcome(0, ExperimentDecision.Kind.ABORT, why))
+    experiment.status = Experiment.Status.FINISHED
+    experiment.finished_at = timezone.now()
+    experiment.result = {**experiment.result, "aborted": why}
     experiment.save(update_fields=["status", "finished_at", "result"])
+    return True
 
 
-def experiments_evaluate() -> list[ExperimentDecision]:
-    """Evaluate the running experiment, if any (the periodic task calls this)."""
-    decisions = []
-    for experiment in Experiment.objects.filter(status=Experiment.Status.RUNNING):
-        decision = experiment_evaluate(experiment=experiment)
-        if decision is not None:
-            decisions.append(decision)
-    return decisions
-
-
-def experiment_current() -> Experiment | None:
-    """The running experiment, else the most recent one."""
-    experiments = Experiment.objects.select_related("candidate", "control")
+def experiment_current(*, pipeline: Pipeline) -> Experiment | None:
+    """The pipeline's running experiment, else its most recent one."""
+    experiments = Experiment.objects.select_related("control", "pipeline").filter(pipeline=pipeline)
     running = experiments.filter(status=Experiment.Status.RUNNING).first()
     return running or experiments.order_by("-started_at", "-id").first()
 
 
-# --- reject and roll back -------------------------------------------------------------------
-
-
-def revision_reject(
-    *, revision: ConfigRevision, actor: AbstractBaseUser | None, note: str = ""
-) -> ConfigRevision:
-    """Reject a proposed or approved revision (it never runs)."""
-    return revision_transition(
-        revision=revision, to_status=S.REJECTED, actor=actor, note=note or "rejected"
-    )
-
-
-def _abort_running(actor: AbstractBaseUser | None, why: str) -> None:
-    experiment = (
-        Experiment.objects.select_for_update()
-        .select_related("candidate")
-        .filter(status=Experiment.Status.RUNNING)
-        .first()
-    )
-    if experiment is None:
-        return
-    if experiment.candidate.status == S.CANARY:
-        revision_transition(
-            revision=experiment.candidate, to_status=S.ROLLED_BACK, actor=actor, note=why
-        )
-    _finish(experiment, Experiment.Status.ABORTED, {"aborted": why})
-
-
-@transaction.atomic
-def revision_rollback_to(
-    *, target: ConfigRevision, actor: AbstractBaseUser | None
-) -> ConfigRevision:
-    """Make `target`'s configuration active again, as a new revision (source rollback).
-
-    History is never rewritten: a new revision with the target's params and the current active
-    revision as parent is created, approved and activated at once (an admin's explicit rollback
-    is an emergency measure, so it is not canaried); the replaced revision becomes rolled_back.
-    A running canary is aborted. The target must have been active at some time; rolling back
-    to the active revision itself only aborts the running canary (Conflict if there is none).
-    """
-    target = ConfigRevision.objects.get(pk=target.pk)
-    active = revision_active()
-    if active is not None and active.pk == target.pk:
-        if not ConfigRevision.objects.filter(status=S.CANARY).exists():
-            raise Conflict(f"r{target.number} is already active", code="already_active")
-        _abort_running(actor, f"aborted: back to r{target.number} only")
-        canary = ConfigRevision.objects.filter(status=S.CANARY).first()
-        if canary is not None:  # a canary without an experiment row (set up by hand)
-            revision_transition(
-                revision=canary,
-                to_status=S.ROLLED_BACK,
-                actor=actor,
-                note=f"rolled back to r{target.number}",
-            )
-        return target
-    was_active = RevisionTransition.objects.filter(revision=target, to_status=S.ACTIVE).exists()
-    if not was_active:
-        raise Conflict(
-            f"r{target.number} was never active; only an earlier active revision can be "
-            "rolled back to",
-            code="never_active",
-        )
-    rationale = f"roll back to r{target.number}"
-    _abort_running(actor, f"aborted: {rationale}")
-    revision = revision_create(
-        params=dict(target.params),
-        parent=active,
-        source=ConfigRevision.Source.ROLLBACK,
-        rationale=rationale,
-        evidence={"rollback_to": target.number, "replaced": active.number if active else None},
-        created_by=actor,
-        note=rationale,
-    )
-    if active is not None:
-        revision_transition(
-            revision=active,
-            to_status=S.ROLLED_BACK,
-            actor=actor,
-            note=f"rolled back to r{target.number} (as r{revision.number})",
-        )
-    return revision_approve_and_activate(revision=revision, actor=actor, note=rationale)
-
-
-# --- schedule ---------------------------------------------------------------------------------
-
-
 def experiment_schedule_ensure(*, every_minutes: int = 5) -> bool:
-    """Create the periodic canary evaluation if it does not exist; returns True if created."""
+    """Create the periodic experiment evaluation if it does not exist; True if created."""
     return periodic_task_ensure(
         name=EXPERIMENT_TASK_NAME,
         task="improvements.tasks.experiments_evaluate_task",

@@ -14,6 +14,9 @@ class AnalysisRun(models.Model):
         LIBRARY = "library", "library"
         MANUAL = "manual", "manual"
 
+    pipeline = models.ForeignKey(
+        "pipelines.Pipeline", on_delete=models.CASCADE, related_name="analysis_runs"
+    )
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
     ratings_seen = models.PositiveIntegerField(default=0)
     new_ratings = models.PositiveIntegerField(
@@ -24,7 +27,7 @@ class AnalysisRun(models.Model):
     )
     snapshot = models.JSONField(default=dict, blank=True)
     proposed = models.ManyToManyField(
-        "generation.ConfigRevision", blank=True, related_name="analysis_runs"
+        "pipelines.ConfigRevision", blank=True, related_name="analysis_runs"
     )
     skipped_reason = models.CharField(max_length=255, blank=True)
     actor = models.ForeignKey(
@@ -38,9 +41,10 @@ class AnalysisRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["pipeline", "-id"], name="analysis_run_pipeline")]
 
     def __str__(self) -> str:
-        return f"analysis #{self.pk} ({self.ratings_seen} ratings)"
+        return f"analysis #{self.pk} of {self.pipeline_id} ({self.ratings_seen} ratings)"
 
 
 class ImproverSettings(models.Model):
@@ -86,23 +90,24 @@ class ImproverSettings(models.Model):
 
 
 class Experiment(models.Model):
-    """A canary: a share of new generations uses the candidate revision instead of the control."""
+    """Candidate revisions (arms) of one pipeline, each run on a share of new generations
+    against the pipeline's active revision (the control), until each arm is decided.
+
+    Arms may join while it runs. It finishes when its control stops being active (an arm was
+    promoted, or an admin rolled back): arms still undecided then carry on in the next
+    experiment against the new control, their earlier ratings kept out of its comparisons.
+    """
 
     class Status(models.TextChoices):
         RUNNING = "running", "running"
-        PROMOTED = "promoted", "promoted"
-        ROLLED_BACK = "rolled_back", "rolled back"
-        ABORTED = "aborted", "aborted"
+        FINISHED = "finished", "finished"
 
-    candidate = models.ForeignKey(
-        "generation.ConfigRevision",
-        on_delete=models.PROTECT,
-        related_name="experiments_as_candidate",
+    pipeline = models.ForeignKey(
+        "pipelines.Pipeline", on_delete=models.PROTECT, related_name="experiments"
     )
     control = models.ForeignKey(
-        "generation.ConfigRevision", on_delete=models.PROTECT, related_name="experiments_as_control"
+        "pipelines.ConfigRevision", on_delete=models.PROTECT, related_name="experiments_as_control"
     )
-    share = models.FloatField(help_text="fraction of new generations given the candidate")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     alpha = models.FloatField()
     min_effect = models.FloatField()
@@ -122,32 +127,84 @@ class Experiment(models.Model):
         ordering = ["-started_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["status"],
+                fields=["pipeline"],
                 condition=models.Q(status="running"),
-                name="one_running_experiment",
+                name="one_running_experiment_per_pipeline",
             ),
             models.CheckConstraint(
-                condition=models.Q(share__gt=0) & models.Q(share__lt=1),
-                name="experiment_share_in_range",
-            ),
-            models.CheckConstraint(
-                condition=~models.Q(candidate=models.F("control")), name="experiment_two_revisions"
+                condition=models.Q(alpha__gt=0) & models.Q(alpha__lt=0.5),
+                name="experiment_alpha_in_range",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"canary r{self.candidate.number} vs r{self.control.number} ({self.status})"
+        return f"experiment #{self.pk} vs r{self.control.number} ({self.status})"
+
+
+class ExperimentArm(models.Model):
+    """One candidate revision in an experiment: its share of traffic and how it ended."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        PROMOTED = "promoted", "promoted"
+        DROPPED = "dropped", "dropped"
+        ROLLED_BACK = "rolled_back", "rolled back"
+        CARRIED_OVER = "carried_over", "carried over"
+        ABORTED = "aborted", "aborted"
+
+    class Role(models.TextChoices):
+        CHALLENGER = "challenger", "challenger"  # tested against the control for promotion
+        EXPLORER = "explorer", "explorer"  # rated to learn from, never promoted as such
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    revision = models.ForeignKey(
+        "pipelines.ConfigRevision", on_delete=models.PROTECT, related_name="arms"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CHALLENGER)
+    alpha = models.FloatField(
+        default=0.05, help_text="the level of this arm's always-valid promotion test"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    share = models.FloatField(help_text="the fraction of new generations it gets while running")
+    reason = models.TextField(blank=True, help_text="why it ended")
+    result = models.JSONField(default=dict, blank=True, help_text="the latest numbers")
+    started_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["experiment_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "revision"], name="arm_once_per_experiment"
+            ),
+            models.UniqueConstraint(
+                fields=["revision"],
+                condition=models.Q(status="running"),
+                name="revision_runs_in_one_arm",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(share__gt=0) & models.Q(share__lt=1), name="arm_share_in_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"arm r{self.revision.number} ({self.status})"
 
 
 class ExperimentDecision(models.Model):
-    """One look at a running experiment: the numbers and what was decided."""
+    """One look at an arm: the numbers and what was decided."""
 
     class Kind(models.TextChoices):
         CONTINUE = "continue", "continue"
         PROMOTE = "promote", "promote"
+        DROP = "drop", "drop"
         ROLLBACK = "rollback", "roll back"
+        ABORT = "abort", "abort"
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="decisions")
+    arm = models.ForeignKey(
+        ExperimentArm, null=True, blank=True, on_delete=models.CASCADE, related_name="decisions"
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     reason = models.TextField(blank=True)
     estimate = models.FloatField(null=True, blank=True)

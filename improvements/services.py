@@ -1,156 +1,293 @@
-"""The improver: analyse all feedback, store the snapshot, and propose one revision.
+"""The improver's step for one pipeline: analyse, let the policy decide, apply its plan.
 
-`improvement_check` runs once enough new ratings have arrived: it computes the full analysis
-(improvements/analysis.py: bias-corrected means, agreement, Bradley–Terry, issue rates,
-metric correlations, generation times), stores it as an AnalysisRun, and asks
-improvements/proposals.py for one proposal for the active revision — a targeted fix first,
-else model selection or parameter tuning.
+`improvement_check` runs once enough new ratings have arrived for a pipeline:
+
+1. it computes the analysis snapshot (improvements/analysis.py: bias-corrected means,
+   agreement, Bradley–Terry, issue rates, metric correlations, generation times) and stores it
+   as an AnalysisRun — the dashboard's numbers;
+2. it reads the pipeline's feedback and experiments as plain columns (policy_inputs) and asks
+   the policy (improvements/search) for a plan: a decision per running arm (promote, drop,
+   continue), new arms to open with their rationale and predicted impact, and traffic shares;
+3. it applies the plan: decisions through improvements/experiments.py, new arms as revisions
+   (source improver) — opened at once in library mode (``require_approval: false``), or left
+   proposed for an admin to approve as a batch — and the traffic shares.
+
+The policy knows no parameter name of any pipeline: it reads the pipeline's declared space.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 
 from feedbackloop.config import ImprovementCriteria
-from generation.models import ConfigRevision
-from generation.selectors import revision_active
-from generation.services import revision_approve_and_activate, revision_create
+from feedbackloop.schedules import periodic_task_ensure
+from improvements import experiments
 from improvements.analysis import analysis_compute
-from improvements.models import AnalysisRun
-from improvements.proposals import Fix, fix_for_dimension, proposal_choose
-from improvements.schedules import periodic_task_ensure
+from improvements.models import AnalysisRun, ExperimentArm, ExperimentDecision
+from improvements.policy_inputs import experiment_state_for, observations_for
+from pipelines.models import ConfigRevision, Pipeline
+from pipelines.selectors import revision_active, schema_current
+from pipelines.services.revisions import revision_create
 from reviews.models import Rating
 
+logger = logging.getLogger(__name__)
 S = ConfigRevision.Status
+KIND = {"promote": "promote", "drop": "drop", "continue": "continue"}
 
-__all__ = [
-    "Fix",
-    "fix_for_dimension",
-    "improvement_check",
-    "improvement_log",
-    "improver_schedule_ensure",
-]
+
+def _new_ratings(pipeline: Pipeline, since: int) -> tuple[int, int]:
+    ratings = Rating.objects.filter(review__generation__revision__pipeline=pipeline)
+    newest = ratings.aggregate(m=Max("id"))["m"] or 0
+    return ratings.filter(id__gt=since, id__lte=newest).count(), newest
+
+
+def pending_proposals(*, pipeline: Pipeline) -> list[ConfigRevision]:
+    """The improver's proposals for this pipeline still waiting for an admin."""
+    return list(
+        ConfigRevision.objects.filter(
+            pipeline=pipeline, status=S.PROPOSED, source=ConfigRevision.Source.IMPROVER
+        ).order_by("number")
+    )
 
 
 def improvement_check(
     *,
+    pipeline: Pipeline,
     min_feedback: int,
     require_approval: bool,
     criteria: ImprovementCriteria,
     trigger: str = AnalysisRun.Trigger.SCHEDULE,
-    actor: AbstractBaseUser | None = None,
+    actor: Any = None,
     seed: int | None = None,
 ) -> list[ConfigRevision]:
-    """Run one analysis; propose (and with ``require_approval=False`` apply) a revision.
+    """One improver step for ``pipeline``; returns the revisions it proposed, opened or promoted.
 
-    Nothing happens below the feedback threshold: the count is of ratings newer than the
-    previous analysis, so the same feedback never triggers two proposals. ``seed`` fixes the
-    exploration's randomness (default: the run's number, so successive runs differ).
+    Nothing happens below the feedback threshold: the count is of the pipeline's ratings newer
+    than its previous analysis, so the same feedback never drives two steps.
     """
-    last = AnalysisRun.objects.order_by("-id").first()
-    since = last.last_rating_id if last else 0
-    newest = Rating.objects.aggregate(m=Max("id"))["m"] or 0
-    new_ratings = Rating.objects.filter(id__gt=since, id__lte=newest).count()
+    last = AnalysisRun.objects.filter(pipeline=pipeline).order_by("-id").first()
+    new_ratings, newest = _new_ratings(pipeline, last.last_rating_id if last else 0)
     if new_ratings < min_feedback:
-        # Below the threshold: no run is stored, so the next run still counts these.
         return []
-    # The analysis takes seconds at scale: compute it before taking the improver's lock, so
+    active = revision_active(pipeline=pipeline)
+    # The analysis takes seconds at scale: computed before the improver's lock is taken, so
     # reviewers' writes are not held up (on SQLite a write transaction blocks all writers).
-    snapshot = analysis_compute(criteria=criteria)
+    snapshot = analysis_compute(pipeline=pipeline, criteria=criteria)
+    plan = None
+    if active is not None:
+        plan = _plan(pipeline, active, criteria, seed if seed is not None else newest)
     with transaction.atomic():
-        latest = AnalysisRun.objects.select_for_update().order_by("-id").first()
+        latest = AnalysisRun.objects.select_for_update().filter(pipeline=pipeline).order_by("-id")
+        latest = latest.first()
         if (latest.pk if latest else None) != (last.pk if last else None):
             return []  # another run analysed this feedback meanwhile
+        from feedbackloop.actors import person_or_none
+
         run = AnalysisRun(
+            pipeline=pipeline,
             trigger=trigger,
             new_ratings=new_ratings,
-            ratings_seen=Rating.objects.filter(id__lte=newest).count(),
+            ratings_seen=Rating.objects.filter(
+                review__generation__revision__pipeline=pipeline, id__lte=newest
+            ).count(),
             last_rating_id=newest,
-            actor=actor if actor is not None and actor.is_authenticated else None,
+            actor=person_or_none(actor),
         )
-        active = revision_active()
         snapshot["active_revision"] = active.number if active else None
         run.snapshot = snapshot
-        if active is None:
+        if plan is None:
             run.skipped_reason = "no active revision"
             run.save()
             return []
-        pending = ConfigRevision.objects.filter(
-            parent=active, status__in=[S.PROPOSED, S.APPROVED, S.CANARY]
-        ).exists()
-        if pending:
-            run.skipped_reason = f"a proposal for r{active.number} is already awaiting a decision"
-            run.save()
-            return []
-        run_seed = seed if seed is not None else (last.pk + 1 if last else 1)
-        proposal, why_not = proposal_choose(
-            snapshot=snapshot, active=active, criteria=criteria, seed=run_seed
-        )
-        if proposal is None:
-            run.skipped_reason = why_not[:255]
-            snapshot["proposal"] = {"skipped": why_not}
-            run.save()
-            return []
-        snapshot["proposal"] = {
-            "kind": proposal.kind,
-            "diff": proposal.diff,
-            "predicted_impact": proposal.predicted_impact,
-        }
-        revision = revision_create(
-            params=proposal.params,
-            parent=active,
-            source=ConfigRevision.Source.IMPROVER,
-            rationale=proposal.rationale,
-            evidence={"improver": proposal.kind, **proposal.evidence, "diff": proposal.diff},
-            predicted_impact=proposal.predicted_impact,
-            created_by=actor,
+        changed = _apply(
+            pipeline, plan, run, require_approval=require_approval, actor=actor, criteria=criteria
         )
         run.save()
-        run.proposed.add(revision)
-        if not require_approval:
-            revision = revision_approve_and_activate(
-                revision=revision,
-                actor=actor,
-                note="applied automatically (require_approval: false)",
+        run.proposed.add(*[r for r in changed if r.source == ConfigRevision.Source.IMPROVER])
+        return changed
+
+
+def _plan(pipeline: Pipeline, active: ConfigRevision, criteria: ImprovementCriteria, seed: int):
+    from improvements.search.policy import ImproverPolicy, PolicySettings
+
+    space = schema_current(pipeline=pipeline).parameters
+    policy = ImproverPolicy(
+        space,
+        PolicySettings(
+            alpha=criteria.alpha,
+            min_effect=criteria.min_effect,
+            max_failure_rate_increase=criteria.guardrails.max_failure_rate,
+            max_generation_time_ratio=criteria.guardrails.max_generation_seconds_ratio,
+            max_issue_rate_increase=criteria.guardrails.max_issue_rate_increase,
+            seed=seed,
+        ),
+    )
+    return policy.step(observations_for(pipeline), experiment_state_for(pipeline, active=active))
+
+
+def _apply(
+    pipeline: Pipeline,
+    plan: Any,
+    run: AnalysisRun,
+    *,
+    require_approval: bool,
+    actor: Any,
+    criteria: ImprovementCriteria,
+) -> list[ConfigRevision]:
+    changed: list[ConfigRevision] = []
+    experiment = experiments.experiment_running(pipeline=pipeline)
+    if experiment is not None and experiments.experiment_abort_if_orphaned(
+        experiment=experiment, actor=actor
+    ):
+        experiment = None
+    if experiment is not None and plan.decisions:
+        outcomes = [
+            experiments.ArmOutcome(
+                revision_id=d.revision,
+                kind=KIND[d.action],
+                reason=d.reason,
+                estimate=d.effect.estimate if d.effect else None,
+                lower=d.effect.low if d.effect else None,
+                upper=d.effect.high if d.effect else None,
+                n_candidate=d.n_arm,
+                n_control=d.n_control,
+                numbers={"outcome": d.outcome, **dict(d.numbers)},
             )
-        return [revision]
+            for d in plan.decisions
+        ]
+        for decision in experiments.experiment_apply(
+            experiment=experiment, outcomes=outcomes, actor=actor
+        ):
+            if decision.kind == ExperimentDecision.Kind.PROMOTE:
+                changed.append(decision.arm.revision)
+    active = revision_active(pipeline=pipeline)
+    waiting = pending_proposals(pipeline=pipeline)
+    opened_keys: dict[str, int] = {}
+    if plan.open and waiting and require_approval:
+        run.skipped_reason = (
+            f"{len(waiting)} proposal(s) await an admin's approval; no new arms proposed"
+        )[:255]
+    elif plan.open and active is not None and active.pk == plan.active:
+        for new in plan.open:
+            revision = revision_create(
+                pipeline=pipeline,
+                params=dict(new.params),
+                parent=active,
+                source=ConfigRevision.Source.IMPROVER,
+                rationale=new.rationale,
+                evidence={
+                    **dict(new.evidence),
+                    "changes": {k: list(v) for k, v in new.changes.items()},
+                    "arm": {
+                        "role": new.role,
+                        "alpha": new.alpha,
+                        "mixture": new.mixture,
+                        "predicted": new.predicted.as_dict(),
+                    },
+                },
+                predicted_impact=new.predicted.as_dict(),
+                created_by=actor,
+            )
+            changed.append(revision)
+            if not require_approval:
+                share = plan.traffic.get(new.key)
+                arm = experiments.revision_approve_as_arm(
+                    revision=revision,
+                    actor=actor,
+                    share=share if share and share < 1 else None,
+                    criteria=criteria,
+                )
+                opened_keys[new.key] = arm.revision_id
+    _apply_traffic(pipeline, plan, opened_keys)
+    run.snapshot["plan"] = {
+        "notes": list(plan.notes),
+        "model": dict(plan.model),
+        "decisions": [
+            {"revision": d.revision, "action": d.action, "outcome": d.outcome, "reason": d.reason}
+            for d in plan.decisions
+        ],
+        "opened": [new.key for new in plan.open],
+    }
+    return changed
 
 
-def improvement_log(limit: int = 100) -> list[dict[str, Any]]:
-    """Every revision with its lifecycle, newest first: the improvement history."""
+def _apply_traffic(pipeline: Pipeline, plan: Any, opened: dict[str, int]) -> None:
+    experiment = experiments.experiment_running(pipeline=pipeline)
+    if experiment is None:
+        return
+    running = set(
+        experiment.arms.filter(status=ExperimentArm.Status.RUNNING).values_list(
+            "revision_id", flat=True
+        )
+    )
+    shares: dict[int, float] = {}
+    for key, share in plan.traffic.items():
+        revision_id = opened.get(key, key) if isinstance(key, str) else key
+        if revision_id in running and share and 0 < share < 1:
+            shares[revision_id] = float(share)
+    total = sum(shares.values())
+    if shares and total < 1:
+        experiments.arms_set_shares(experiment=experiment, shares=shares)
+    elif shares:
+        logger.warning("plan traffic for %s leaves no share for the control; ignored", pipeline)
+
+
+def improvement_log(*, pipeline: Pipeline, limit: int = 100) -> list[dict[str, Any]]:
+    """Every revision of the pipeline with its lifecycle and, for arms, its measured effect,
+    newest first: the improvement history and how well each change worked."""
     revisions = (
-        ConfigRevision.objects.select_related("parent", "created_by")
-        .prefetch_related("transitions")
+        ConfigRevision.objects.filter(pipeline=pipeline)
+        .select_related("parent", "created_by")
+        .prefetch_related("transitions", "arms")
         .order_by("-number")[:limit]
     )
-    return [
-        {
-            "number": r.number,
-            "status": r.status,
-            "source": r.source,
-            "parent": r.parent.number if r.parent else None,
-            "rationale": r.rationale,
-            "changes": {k: list(v) for k, v in r.diff_from_parent().items()} if r.parent else {},
-            "evidence": r.evidence,
-            "predicted_impact": r.predicted_impact,
-            "created_at": r.created_at.isoformat(),
-            "transitions": [
-                {
-                    "from": t.from_status,
-                    "to": t.to_status,
-                    "at": t.created_at.isoformat(),
-                    "actor": t.actor_id,
-                    "note": t.note,
-                }
-                for t in r.transitions.all()
-            ],
-        }
-        for r in revisions
-    ]
+    log = []
+    for r in revisions:
+        arms = sorted(r.arms.all(), key=lambda a: a.id)
+        decided = [a for a in arms if a.status not in ("running", "carried_over")]
+        measured = None
+        if decided and decided[-1].result.get("lower") is not None:
+            last = decided[-1]
+            measured = {
+                "outcome": last.status,
+                "estimate": last.result.get("estimate"),
+                "lower": last.result.get("lower"),
+                "upper": last.result.get("upper"),
+                "n_arm": last.result.get("n_candidate"),
+                "n_control": last.result.get("n_control"),
+            }
+        log.append(
+            {
+                "pipeline": pipeline.slug,
+                "number": r.number,
+                "status": r.status,
+                "source": r.source,
+                "parent": r.parent.number if r.parent else None,
+                "rationale": r.rationale,
+                "changes": {k: list(v) for k, v in r.diff_from_parent().items()}
+                if r.parent
+                else {},
+                "evidence": r.evidence,
+                "predicted_impact": r.predicted_impact,
+                "measured_effect": measured,
+                "created_at": r.created_at.isoformat(),
+                "transitions": [
+                    {
+                        "from": t.from_status,
+                        "to": t.to_status,
+                        "at": t.created_at.isoformat(),
+                        "actor": t.actor_id,
+                        "note": t.note,
+                    }
+                    for t in r.transitions.all()
+                ],
+            }
+        )
+    return log
 
 
 IMPROVER_TASK_NAME = "improver: analyse feedback and propose revisions"

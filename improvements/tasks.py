@@ -5,8 +5,26 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from improvements import services
 from improvements.criteria import criteria_resolve
+from improvements.models import Experiment
+from improvements.services import improvement_check
+from pipelines.models import Pipeline
+
+
+def _step(pipelines, min_feedback: int | None = None) -> list[str]:
+    feedback = criteria_resolve()
+    changed = []
+    for pipeline in pipelines:
+        revisions = improvement_check(
+            pipeline=pipeline,
+            min_feedback=feedback.min_feedback_for_analysis
+            if min_feedback is None
+            else min_feedback,
+            require_approval=feedback.require_approval,
+            criteria=feedback.improvement_criteria,
+        )
+        changed += [r.label for r in revisions]
+    return changed
 
 
 @shared_task(
@@ -17,15 +35,9 @@ from improvements.criteria import criteria_resolve
     soft_time_limit=600,
     time_limit=660,
 )
-def improver_run_task() -> list[int]:
-    """Analyse feedback once the threshold is met; propose revisions for an admin."""
-    feedback = criteria_resolve()
-    revisions = services.improvement_check(
-        min_feedback=feedback.min_feedback_for_analysis,
-        require_approval=feedback.require_approval,
-        criteria=feedback.improvement_criteria,
-    )
-    return [r.number for r in revisions]
+def improver_run_task() -> list[str]:
+    """Every pipeline: analyse feedback once its threshold is met, decide arms, propose new."""
+    return _step(Pipeline.objects.order_by("slug"))
 
 
 @shared_task(
@@ -37,7 +49,6 @@ def improver_run_task() -> list[int]:
     time_limit=150,
 )
 def experiments_evaluate_task() -> list[str]:
-    """Look at the running canary: promote, roll back or keep it running (idempotent)."""
-    from improvements.experiments import experiments_evaluate
-
-    return [decision.kind for decision in experiments_evaluate()]
+    """Pipelines with a running experiment: decide its arms on any new rating (idempotent)."""
+    running = Pipeline.objects.filter(experiments__status=Experiment.Status.RUNNING).distinct()
+    return _step(running, min_feedback=1)

@@ -12,9 +12,14 @@ from django.shortcuts import render
 from django.utils.dateparse import parse_datetime
 
 from improvements import charts
-from improvements.experiments import OVERALL, experiment_current
+from improvements.analysis import OVERALL_DIMENSION as OVERALL
+from improvements.experiments import experiment_current
 from improvements.models import AnalysisRun, Experiment
+from improvements.stats.correlation import metric_rating_correlations
+from pipelines.selectors import pipeline_list, pipeline_or_default
 
+# The fewest paired generations for which the analysis computes a correlation.
+CORRELATION_MIN_N: int = metric_rating_correlations.__kwdefaults__["min_n"]
 HISTORY_RUNS = 60  # analyses shown on the rating-over-time chart
 MAX_SERIES = len(charts.PALETTE)  # revisions drawn (the newest ones)
 ISSUE_REVISIONS = 4
@@ -46,6 +51,10 @@ def rating_series(runs: list[tuple[datetime, dict[str, Any]]]) -> dict[str, list
             )
     newest = sorted(by_revision, reverse=True)[:MAX_SERIES]
     return {f"r{number}": by_revision[number] for number in sorted(newest)}
+
+
+def _comparisons(n: int) -> str:
+    return f"{n} comparison{'' if n == 1 else 's'} of this revision"
 
 
 def snapshot_charts(snapshot: dict[str, Any]) -> list[charts.Chart]:
@@ -81,13 +90,15 @@ def snapshot_charts(snapshot: dict[str, Any]) -> list[charts.Chart]:
             description=f"issue-report rate by category for the {len(recent)} newest revisions",
             domain=(0.0, max([r[1] or 0 for r in issue_rows] + [0.05])),
             columns=("revision · category", "rate", "reports"),
+            axis_label="share of reviews that report the category",
         ),
         charts.bar_chart(
             agreement_rows,
             title="Agreement between reviewers (Krippendorff's ordinal alpha)",
             description="alpha per rating dimension; 1 is perfect agreement, 0 is chance",
             domain=(min([0.0] + [r[1] for r in agreement_rows if r[1] is not None]), 1.0),
-            columns=("dimension", "alpha", ""),
+            columns=("dimension", "alpha", "note"),
+            axis_label="Krippendorff's alpha (1 = perfect agreement, 0 = chance)",
         ),
         charts.interval_chart(
             [
@@ -96,41 +107,69 @@ def snapshot_charts(snapshot: dict[str, Any]) -> list[charts.Chart]:
                     row.get("strength"),
                     row.get("ci_low"),
                     row.get("ci_high"),
-                    f"{row.get('comparisons', 0)} comparisons",
+                    _comparisons(row.get("comparisons", 0)),
                 )
                 for row in ranking
             ],
             title="Blind comparisons: Bradley–Terry ranking",
             description="log-strength per revision with 95% bootstrap intervals; 0 is average",
+            axis_label="log-strength (0 = an average revision; higher wins more often)",
             columns=("revision", "strength", "low", "high", "comparisons"),
         ),
         charts.heatmap(
             correlations,
             title="Which metric predicts which rating (Spearman rho)",
             description="rank correlation of each automated metric with each rating dimension",
+            min_n=CORRELATION_MIN_N,
         ),
     ]
 
 
 def experiment_panel(experiment: Experiment | None) -> tuple[dict[str, Any] | None, charts.Chart]:
+    """Every arm of the experiment with its interval against the control and its traffic."""
     if experiment is None:
-        return None, charts.empty_chart("Current experiment", "no canary experiment yet")
-    decisions = list(experiment.decisions.order_by("created_at", "id"))
-    looks = [(d.n_candidate + d.n_control, d.estimate, d.lower, d.upper, d.kind) for d in decisions]
-    candidate, control = experiment.candidate.number, experiment.control.number
-    title = f"Canary r{candidate} vs r{control}: candidate − control"
+        return None, charts.empty_chart("Current experiment", "no experiment yet")
+    arms = list(experiment.arms.select_related("revision").order_by("id"))
+    control_share = 1 - sum(a.share for a in arms if a.status == "running")
+    rows = [
+        (
+            f"r{arm.revision.number} ({arm.role}, {arm.status})",
+            arm.result.get("estimate"),
+            arm.result.get("lower"),
+            arm.result.get("upper"),
+            f"{arm.share:.0%} of traffic · n {arm.result.get('n_candidate') or 0}"
+            f"/{arm.result.get('n_control') or 0}",
+        )
+        for arm in arms
+    ]
+    title = f"Experiment #{experiment.pk}: each arm − control r{experiment.control.number}"
     summary = {
         "experiment": experiment,
-        "latest": decisions[-1] if decisions else None,
+        "arms": arms,
+        "control_share": max(control_share, 0.0),
+        "latest": experiment.decisions.order_by("-created_at", "-id").first(),
     }
-    return summary, charts.experiment_chart(looks, min_effect=experiment.min_effect, title=title)
+    chart = charts.interval_chart(
+        rows,
+        title=title,
+        description="mean rating of each arm minus the control's, with its always-valid "
+        f"interval; the minimum effect is {experiment.min_effect:+.2f}",
+        axis_label="difference in mean rating, arm − control (rating points)",
+        columns=("arm", "difference", "low", "high", "traffic · ratings arm/control"),
+    )
+    return summary, chart
 
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied("the dashboard is for staff")
-    recent = AnalysisRun.objects.exclude(snapshot={}).order_by("-created_at", "-id")
+    pipeline = pipeline_or_default(request.GET.get("pipeline"))
+    recent = (
+        AnalysisRun.objects.filter(pipeline=pipeline)
+        .exclude(snapshot={})
+        .order_by("-created_at", "-id")
+    )
     runs = [
         (created_at, snapshot)
         for created_at, snapshot in reversed(
@@ -139,8 +178,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         if _is_full_snapshot(snapshot)
     ]
     latest = runs[-1][1] if runs else {}
-    experiment, experiment_chart = experiment_panel(experiment_current())
+    experiment, experiment_chart = experiment_panel(experiment_current(pipeline=pipeline))
     context = {
+        "pipeline": pipeline,
+        "pipelines": pipeline_list(),
         "snapshot": latest,
         "analysed_at": _when(latest, runs[-1][0]) if runs else None,
         "experiment": experiment,

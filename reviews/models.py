@@ -12,7 +12,18 @@ from generation.models import Generation
 
 
 class RatingDimension(models.Model):
+    """What reviewers rate 1-5. Global dimensions apply to every pipeline; a pipeline may add
+    its own (e.g. "motion realism" for a video model), shown only for its videos."""
+
     slug = models.SlugField(max_length=64, unique=True)
+    pipeline = models.ForeignKey(
+        "pipelines.Pipeline",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="rating_dimensions",
+        help_text="blank: rated for every pipeline",
+    )
     label = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     active = models.BooleanField(default=True)
@@ -47,7 +58,11 @@ class Review(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"review of {self.generation_id} by {self.reviewer_id}"
+        # Names, not ids: this is the title of the review's admin page.
+        prompt = self.generation.prompt if self.generation_id else ""
+        who = self.reviewer.get_username() if self.reviewer_id else "?"
+        short = prompt[:50] + ("…" if len(prompt) > 50 else "")
+        return f"{who}'s review of “{short}”"
 
 
 class Rating(models.Model):
@@ -189,3 +204,82 @@ class ReviewDraft(models.Model):
 
     def __str__(self) -> str:
         return f"draft of {self.generation_id} by {self.reviewer_id}"
+
+
+class ReviewerExclusion(models.Model):
+    """A reviewer left out of the analysis: who decided, when and why, and its reversal.
+
+    Rows are never deleted: revoking sets revoked_at/revoked_by/revoke_reason, so the history
+    of every exclusion stays readable. At most one exclusion per reviewer is in force.
+    """
+
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="exclusions"
+    )
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    revoke_reason = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reviewer"],
+                condition=Q(revoked_at__isnull=True),
+                name="one_exclusion_in_force_per_reviewer",
+            ),
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | Q(revoked_at__gte=F("created_at")),
+                name="exclusion_revoked_after_created",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "in force"
+        return f"exclusion of reviewer {self.reviewer_id} ({state})"
+
+    @property
+    def in_force(self) -> bool:
+        return self.revoked_at is None
+
+
+class FeedbackSubmission(models.Model):
+    """Feedback recorded asynchronously: accepted at once, written by a worker, its outcome
+    kept here so the caller can look it up (FeedbackIntegration.feedback_status)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        RECORDED = "recorded", "recorded"
+        FAILED = "failed", "failed"
+
+    class Kind(models.TextChoices):
+        REVIEW = "review", "review"
+        COMPARISON = "comparison", "comparison"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REVIEW)
+    payload = models.JSONField(help_text="the feedback as given, already checked")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    result_id = models.CharField(max_length=64, blank=True, help_text="the review or comparison")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="submission_status")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} submission {self.id} ({self.status})"

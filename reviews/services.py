@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from feedbackloop.errors import Conflict, InvalidInput
 from generation.models import Generation
@@ -21,6 +25,7 @@ from reviews.models import (
     RatingDimension,
     Review,
     ReviewDraft,
+    ReviewerExclusion,
 )
 
 # A draft is the browser's copy of a form in progress; anything bigger is not a review form.
@@ -36,14 +41,83 @@ class IssueInput:
     note: str = ""
 
 
+SEVERITY_NAMES = {label: value for value, label in IssueReport.Severity.choices}
+
+
+def issue_input(raw: IssueInput | Mapping[str, Any]) -> IssueInput:
+    """An issue report from a plain dict (the seed's usage example is dict-based) or an
+    IssueInput. Severity may be a name (minor, major, critical) or 1-3."""
+    if isinstance(raw, IssueInput):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(
+            "an issue must be a mapping with category, start_s and end_s", code="invalid_issue"
+        )
+    allowed = {"category", "start_s", "end_s", "severity", "note"}
+    unknown = sorted(set(raw) - allowed)
+    missing = sorted({"category", "start_s", "end_s"} - set(raw))
+    if unknown or missing:
+        problem = f"unknown keys {unknown}" if unknown else f"missing keys {missing}"
+        raise InvalidInput(
+            f"issue: {problem}; an issue has {', '.join(sorted(allowed))}", code="invalid_issue"
+        )
+    severity = raw.get("severity", IssueReport.Severity.MINOR)
+    if isinstance(severity, str):
+        if severity not in SEVERITY_NAMES:
+            raise InvalidInput(
+                f"issue severity {severity!r} is not one of {', '.join(SEVERITY_NAMES)} (or 1-3)",
+                code="invalid_issue",
+            )
+        severity = SEVERITY_NAMES[severity]
+    for key in ("start_s", "end_s"):
+        if isinstance(raw[key], bool) or not isinstance(raw[key], numbers.Real):
+            raise InvalidInput(f"issue {key} must be a number of seconds", code="invalid_issue")
+    if isinstance(severity, bool) or not isinstance(severity, numbers.Integral):
+        raise InvalidInput(
+            "issue severity must be minor, major, critical or 1-3", code="invalid_issue"
+        )
+    note = raw.get("note", "")
+    if not isinstance(note, str) or not isinstance(raw["category"], str):
+        raise InvalidInput("issue category and note must be text", code="invalid_issue")
+    return IssueInput(
+        category=raw["category"],
+        start_s=float(raw["start_s"]),
+        end_s=float(raw["end_s"]),
+        severity=int(severity),
+        note=note,
+    )
+
+
+def _rating_value(slug: str, value: Any) -> int:
+    """A 1-5 rating from any integral number (int, numpy integer, 4.0); never a bool."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        integral = None
+    elif isinstance(value, numbers.Integral):
+        integral = int(value)
+    else:
+        integral = int(value) if float(value).is_integer() else None
+    if integral is None or not 1 <= integral <= 5:
+        raise InvalidInput(
+            f"rating for {slug!r} must be an integer from 1 to 5, got {value!r}",
+            code="invalid_rating",
+        )
+    return integral
+
+
 def _check_ratings(
-    ratings: Mapping[str, Any], *, require_all: bool
+    ratings: Mapping[str, Any], *, require_all: bool, generation: Generation | None = None
 ) -> list[tuple[RatingDimension, int]]:
     if not isinstance(ratings, Mapping) or not ratings:
         raise InvalidInput(
             "ratings must be a non-empty mapping of dimension to 1-5", code="invalid_ratings"
         )
-    dimensions = {d.slug: d for d in RatingDimension.objects.filter(active=True)}
+    dimensions = RatingDimension.objects.filter(active=True)
+    if generation is not None:
+        # The global dimensions, and the generation's pipeline's own.
+        dimensions = dimensions.filter(
+            Q(pipeline__isnull=True) | Q(pipeline_id=generation.revision.pipeline_id)
+        )
+    dimensions = {d.slug: d for d in dimensions}
     known = ", ".join(sorted(dimensions))
     rows: list[tuple[RatingDimension, int]] = []
     for slug, value in ratings.items():
@@ -52,12 +126,7 @@ def _check_ratings(
                 f"unknown rating dimension {slug!r}; known dimensions: {known}",
                 code="unknown_dimension",
             )
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-            raise InvalidInput(
-                f"rating for {slug!r} must be an integer from 1 to 5, got {value!r}",
-                code="invalid_rating",
-            )
-        rows.append((dimensions[slug], value))
+        rows.append((dimensions[slug], _rating_value(slug, value)))
     if require_all:
         missing = sorted(set(dimensions) - set(ratings))
         if missing:
@@ -103,8 +172,8 @@ def review_create(
         raise InvalidInput("only finished generations can be reviewed", code="not_finished")
     if not isinstance(comments, str):
         raise InvalidInput("comments must be text", code="invalid_comments")
-    rows = _check_ratings(ratings, require_all=require_all_dimensions)
-    issues = list(issues)
+    rows = _check_ratings(ratings, require_all=require_all_dimensions, generation=generation)
+    issues = [issue_input(issue) for issue in issues]
     for issue in issues:
         _check_issue(issue, generation.duration_s)
     try:
@@ -251,3 +320,84 @@ def comparison_submit(
         dimension_winners=dimension_winners,
         seconds_spent=seconds_spent,
     )
+
+
+# --- reviewers: accounts and exclusions ------------------------------------------------------
+
+REVIEWER_GROUP = "reviewer"
+REASON_MAX_CHARS = 2000
+
+
+@transaction.atomic
+def reviewer_create(
+    *, username: str, email: str = "", password: str | None = None
+) -> AbstractBaseUser:
+    """A new account in the reviewer group. Without a password the account cannot log in
+    until its owner follows an invitation link and chooses one."""
+    User = get_user_model()
+    username = (username or "").strip()
+    if not username:
+        raise InvalidInput("a username is needed", code="invalid_username")
+    if User.objects.filter(username__iexact=username).exists():
+        raise Conflict(f"there is already an account called {username!r}", code="username_taken")
+    user = User(username=username, email=(email or "").strip())
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        raise InvalidInput(
+            "; ".join(m for messages in exc.message_dict.values() for m in messages),
+            code="invalid_user",
+        ) from exc
+    user.save()
+    user.groups.add(Group.objects.get_or_create(name=REVIEWER_GROUP)[0])
+    return user
+
+
+def _reason(text: Any, what: str) -> str:
+    text = (text or "").strip() if isinstance(text, str) else ""
+    if not text:
+        raise InvalidInput(f"say why ({what})", code="reason_required")
+    if len(text) > REASON_MAX_CHARS:
+        raise InvalidInput(
+            f"the reason is {len(text)} characters; the limit is {REASON_MAX_CHARS}",
+            code="reason_too_long",
+        )
+    return text
+
+
+@transaction.atomic
+def reviewer_exclusion_create(
+    *, reviewer: AbstractBaseUser, actor: AbstractBaseUser, reason: str
+) -> ReviewerExclusion:
+    """Leave a reviewer's ratings and comparisons out of the analysis from now on."""
+    reason = _reason(reason, "the exclusion is evidence for later readers")
+    if ReviewerExclusion.objects.filter(reviewer=reviewer, revoked_at__isnull=True).exists():
+        raise Conflict(f"{reviewer.get_username()} is already excluded", code="already_excluded")
+    try:
+        with transaction.atomic():
+            return ReviewerExclusion.objects.create(
+                reviewer=reviewer, created_by=actor, reason=reason
+            )
+    except IntegrityError as exc:  # a concurrent exclusion won the race
+        raise Conflict(
+            f"{reviewer.get_username()} is already excluded", code="already_excluded"
+        ) from exc
+
+
+@transaction.atomic
+def reviewer_exclusion_revoke(
+    *, exclusion: ReviewerExclusion, actor: AbstractBaseUser, reason: str
+) -> ReviewerExclusion:
+    """Bring an excluded reviewer back into the analysis; the exclusion stays on record."""
+    reason = _reason(reason, "revoking an exclusion is recorded too")
+    updated = ReviewerExclusion.objects.filter(pk=exclusion.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_by=actor, revoke_reason=reason, updated_at=timezone.now()
+    )
+    if not updated:
+        raise Conflict("this exclusion was already revoked", code="already_revoked")
+    exclusion.refresh_from_db()
+    return exclusion

@@ -91,7 +91,7 @@ def review(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
         messages.info(request, "Your review of that video is saved; here is the next one.")
         return redirect("reviews:next")
 
-    dimensions = list(selectors.dimensions_active())
+    dimensions = list(selectors.dimensions_for(pipeline=generation.revision.pipeline))
     draft = None
     status = 200
     if request.method == "POST":
@@ -238,7 +238,7 @@ def compare(request: HttpRequest, token: str) -> HttpResponse:
             return redirect("reviews:compare_next")
         raise Http404("no comparison in progress with this token")
     left, right = pair
-    dimensions = list(selectors.dimensions_active())
+    dimensions = list(selectors.dimensions_compared(left=left, right=right))
     status = 200
     if request.method == "POST":
         form = ComparisonForm(request.POST, dimensions=dimensions)

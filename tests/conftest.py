@@ -83,10 +83,27 @@ def small_params() -> dict:
 
 
 @pytest.fixture
-def active_revision(db, small_params):
-    from generation.services import revision_ensure_active
+def builtin_pipeline(db):
+    """The built-in pipeline, registered from its declaration as `make run` does."""
+    from feedbackloop.config import BUILTIN_ENTRY
+    from pipelines.builtin.declaration import DECLARATION
+    from pipelines.services.registration import pipeline_register
 
-    return revision_ensure_active(params=small_params)
+    entry = {k: v for k, v in BUILTIN_ENTRY.items() if k != "declaration"}
+    return pipeline_register(parameters=DECLARATION, registered_by="test", **entry).pipeline
+
+
+@pytest.fixture
+def active_revision(builtin_pipeline, small_params):
+    """An active builtin revision that renders tiny videos (it replaces the defaults' r1)."""
+    from pipelines.selectors import revision_active
+    from pipelines.services.revisions import revision_approve_and_activate, revision_create
+
+    active = revision_active(pipeline=builtin_pipeline)
+    if active.params == {**active.params, **small_params}:
+        return active
+    revision = revision_create(pipeline=builtin_pipeline, params=small_params, parent=active)
+    return revision_approve_and_activate(revision=revision)
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ Turns a prompt into a short briefing-style video (title card, then key-point sce
 text over animated graphics) with no GPU and no model weights, so the feedback loop can run
 anywhere. Same prompt + params (including ``seed``) give identical frames.
 
-Every parameter in ``generation.params`` has a measurable effect with a trade-off, because the
-improver can only learn from knobs that change something:
+Every parameter in ``parameters.json`` (the declaration) has a measurable effect with a
+trade-off, because the improver can only learn from knobs that change something:
 
 * ``model_variant`` draws at ``RENDER_SCALE`` of the output size and upscales: cheaper, softer.
 * ``camera_speed`` moves a Ken-Burns camera over background and graphics: livelier, but more
@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .params import RENDER_SCALE, validate_params
+from .declaration import builtin_params
 from .scripting import Scene, Script, build_script, to_ascii
 
 __all__ = [
@@ -78,6 +78,9 @@ _PALETTES = (
 )
 _GRAPHICS = ("bars", "shapes", "ring", "line")
 _LIGHT = np.array((246.0, 246.0, 240.0))
+# Internal render scale per model variant: the frame is drawn at this fraction of the output size
+# and upscaled, so "draft" is faster and visibly softer.
+RENDER_SCALE = {"draft": 0.5, "standard": 0.75, "hq": 1.0}
 
 
 @dataclass(frozen=True)
@@ -587,7 +590,7 @@ def _poster_index(script: Script, fps: int, total: int) -> int:
 def _prepare(prompt: str, params: dict[str, Any]) -> tuple[dict[str, Any], Script]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("prompt must be a non-empty string")
-    clean = validate_params(params)
+    clean = builtin_params(params)
     script = build_script(prompt, clean["seed"], seconds_per_scene=clean["seconds_per_scene"])
     return clean, script
 
@@ -763,7 +766,7 @@ def render_video(
     )
 
 
-def _main() -> None:  # pragma: no cover - manual timing aid: python -m generation.renderer
+def _main() -> None:  # pragma: no cover - manual timing aid: python -m pipelines.builtin.renderer
     import sys
     import tempfile
 

@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from .params import DEFAULT_PARAMS
+from .declaration import DEFAULT_PARAMS
 
 MAX_LINE_CHARS = 40
 MAX_TITLE_CHARS = 40

@@ -8,11 +8,12 @@ is stored: a lost key cannot be shown again — revoke it in the admin and make 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from feedbackloop.errors import DomainError
-from generation import services
+from generation.services.tokens import worker_token_create
 
 
 class Command(BaseCommand):
@@ -20,6 +21,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="the worker's name, e.g. gpu-box-1")
+        parser.add_argument(
+            "--pipelines",
+            default=None,
+            help="comma-separated pipeline slugs or patterns the worker may serve and register "
+            "(e.g. 'diffusers-*'; '*' for all); default: the default pipeline",
+        )
         parser.add_argument("--created-by", help="username recorded as the token's creator")
 
     def handle(self, *args, **options) -> None:
@@ -29,11 +36,17 @@ class Command(BaseCommand):
             if creator is None:
                 raise CommandError(f"no user named {options['created_by']!r}")
         try:
-            token, key = services.worker_token_create(name=options["name"], created_by=creator)
+            pipelines = (options["pipelines"] or settings.FEEDBACKLOOP_DEFAULT_PIPELINE).split(",")
+            token, key = worker_token_create(
+                name=options["name"],
+                pipelines=[p.strip() for p in pipelines if p.strip()],
+                created_by=creator,
+            )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stderr.write(
-            f"Token {token.prefix}… for worker {token.name!r}. Store the key now: it is not kept "
+            f"Token {token.prefix}… for worker {token.name!r}, serving "
+            f"{', '.join(token.pipelines)}. Store the key now: it is not kept "
             "and will not be shown again."
         )
         self.stdout.write(key)
