@@ -44,6 +44,10 @@ class Generation(models.Model):
     experiment_arm = models.CharField(max_length=16, blank=True)
     backend = models.CharField(max_length=64, default=SERVER_BACKEND)
     idempotency_key = models.CharField(max_length=128, unique=True, null=True, blank=True)
+    # An imported video's SHA-256: importing the same bytes again finds this generation.
+    content_sha256 = models.CharField(
+        max_length=64, unique=True, null=True, blank=True, editable=False
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

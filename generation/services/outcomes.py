@@ -15,6 +15,7 @@ from django.utils import timezone
 from feedbackloop.dispatch import send_on_commit
 from generation.media import remove_files
 from generation.models import Generation
+from generation.signals import generation_failed
 from pipelines.renderers import RenderedVideo
 
 G = Generation.Status
@@ -81,4 +82,5 @@ def generation_fail(*, generation_id: Any, error: str) -> Generation:
     )
     if failed:
         remove_files(generation_id)
+        generation_failed.send(sender=Generation, generation_id=generation_id, error=error[:5000])
     return Generation.objects.get(pk=generation_id)
