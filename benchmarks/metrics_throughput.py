@@ -1,13 +1,18 @@
 """Throughput of the metrics pass on one core, against plain decoding of the same clip.
 
-Builds a 720p H.264 clip (synthetic: panning texture, moving shapes, captions), then on one
-core (cv2.setNumThreads(1), single-threaded decoding) measures
-  * decode-only fps (PyAV decode, nothing else),
-  * full-metrics fps (videometrics.analyze_video, OCR off) and its ratio to decode-only,
-  * OCR seconds per 10 s of video (the same clip with its script, OCR on one thread).
-Targets: metrics fps ≥ 40 % of decode-only fps; OCR ≤ 2 s per 10 s. Exits 1 if one is missed.
+Measures two clips: a default render of the built-in renderer (640×360, 24 fps, 8 s — the
+issue's reference; rendered with `render_video` from pipelines.builtin.renderer, or
+generation.renderer in older trees) and a 720p synthetic clip (panning texture, moving shapes,
+captions). On one core (cv2.setNumThreads(1), single-threaded decoding) it measures
+  * decode-only speed (PyAV decode, nothing else),
+  * full-metrics speed (videometrics.analyze_video, OCR off) and its ratio to decode-only,
+  * OCR seconds per 10 s of video (the synthetic clip with its script, OCR on one thread).
+Speeds are CPU seconds of this process (time.process_time), best of N interleaved runs: the
+development machine is shared, and wall-clock time there measures the neighbours' load.
+Targets: metrics speed ≥ 0.6 × decode-only speed on the default render; OCR ≤ 2 s per 10 s.
+Exits 1 if one is missed.
 
-    .venv/bin/python benchmarks/metrics_throughput.py [--seconds 20] [--repeats 3] [--keep DIR]
+    .venv/bin/python benchmarks/metrics_throughput.py [--seconds 20] [--repeats 5] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import cv2  # noqa: E402
 from videometrics import analyze_video  # noqa: E402
 from videometrics.synthetic import encode_frames, script_for, synthetic_frames  # noqa: E402
 
-RATIO_TARGET = 0.40
+RATIO_TARGET = 0.60
 OCR_TARGET_S_PER_10S = 2.0
 TEXTS = [
     "Solar power at home",
@@ -43,24 +48,73 @@ def decode_only_fps(path: Path) -> tuple[float, int]:
         stream = container.streams.video[0]
         stream.thread_type = "NONE"
         stream.codec_context.thread_count = 1
-        started = time.perf_counter()
+        started = time.process_time()
         n = 0
         for _ in container.decode(stream):
             n += 1
-        return n / (time.perf_counter() - started), n
+        return n / (time.process_time() - started), n
 
 
 def metrics_fps(path: Path) -> tuple[float, dict]:
-    started = time.perf_counter()
+    started = time.process_time()
     result = analyze_video(path, ocr=False, threads=1)
-    return result["frames"] / (time.perf_counter() - started), result
+    return result["frames"] / (time.process_time() - started), result
+
+
+def render_default(folder: Path) -> Path:
+    """The built-in renderer's default render of the reference prompt."""
+    import importlib
+
+    for module in ("pipelines.builtin.renderer", "generation.renderer"):
+        try:
+            renderer = importlib.import_module(module)
+            break
+        except ImportError:
+            continue
+    else:
+        raise ImportError("no built-in renderer found")
+    path = folder / "default_render.mp4"
+    renderer.render_video(
+        prompt="A short briefing about solar panels for homeowners",
+        params={},
+        output_path=path,
+        poster_path=folder / "default_render.jpg",
+    )
+    return path
+
+
+def compare(path: Path, repeats: int) -> float:
+    """Interleaved decode-only and full-metrics runs; prints them and returns the ratio."""
+    decode_runs: list[float] = []
+    metric_runs: list[float] = []
+    result: dict = {}
+    n_frames = 0
+    for _ in range(max(1, repeats)):
+        fps, n_frames = decode_only_fps(path)
+        decode_runs.append(fps)
+        fps, result = metrics_fps(path)
+        metric_runs.append(fps)
+    decode_fps, full_fps = max(decode_runs), max(metric_runs)
+    ratio = full_fps / decode_fps
+    print(f"  frames: {n_frames}")
+    runs = ", ".join(f"{x:.0f}" for x in decode_runs)
+    print(f"  decode-only: {decode_fps:.0f} frames per CPU second   (runs: {runs})")
+    runs = ", ".join(f"{x:.0f}" for x in metric_runs)
+    print(f"  full metrics (OCR off): {full_fps:.0f} frames per CPU second   (runs: {runs})")
+    print(f"  ratio metrics/decode: {ratio:.2f}   (target >= {RATIO_TARGET:.2f})")
+    print(
+        f"  inside analyze_video (wall): decode {result['decode_seconds']:.2f} s, "
+        f"compute {result['compute_seconds']:.2f} s, "
+        f"{result['spatial_frames']} spatial frames, {result['flow_pairs']} flow pairs"
+    )
+    return ratio
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="clip length (default 20)")
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--repeats", type=int, default=3, help="best of N runs (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="best of N runs (default 5)")
     parser.add_argument(
         "--grain",
         type=float,
@@ -92,29 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             f"(built in {time.perf_counter() - t0:.1f} s)"
         )
 
-        # Interleave the two measurements so that load from other work hits both alike.
-        decode_runs: list[float] = []
-        metric_runs: list[float] = []
-        result: dict = {}
-        for _ in range(max(1, args.repeats)):
-            fps, n_frames = decode_only_fps(clip)
-            decode_runs.append(fps)
-            fps, result = metrics_fps(clip)
-            metric_runs.append(fps)
-        decode_fps = max(decode_runs)
-        full_fps = max(metric_runs)
-        ratio = full_fps / decode_fps
-        print(f"frames: {n_frames}")
-        runs = ", ".join(f"{x:.0f}" for x in decode_runs)
-        print(f"decode-only fps: {decode_fps:.0f}   (runs: {runs})")
-        runs = ", ".join(f"{x:.0f}" for x in metric_runs)
-        print(f"full-metrics fps (OCR off): {full_fps:.0f}   (runs: {runs})")
-        print(f"ratio metrics/decode: {ratio:.2f}   (target >= {RATIO_TARGET:.2f})")
-        print(
-            f"  inside analyze_video: decode {result['decode_seconds']:.2f} s, "
-            f"compute {result['compute_seconds']:.2f} s, "
-            f"{result['spatial_frames']} spatial frames, {result['flow_pairs']} flow pairs"
-        )
+        print("synthetic 720p clip:")
+        compare(clip, args.repeats)
+        print("default render (640x360, 24 fps, the built-in renderer's defaults):")
+        ratio = compare(render_default(folder), args.repeats)
 
         script = script_for(texts, args.seconds)
         ocr_result = analyze_video(clip, script=script, ocr=True, threads=1)

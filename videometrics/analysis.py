@@ -15,15 +15,19 @@ from .errors import VideoMetricsError
 from .ocr import TextChecker, normalize_text
 from .scaling import ANALYSIS_SHORT_SIDE, Ladder
 from .scripts import Scene, parse_script
-from .spatial import blockiness, clipped_fraction, colorfulness, immerkaer_sigma, laplacian_variance
-from .temporal import FlowMeter, PairSample, TemporalSeries, mean_abs_diff, ssim
+from .spatial import blockiness, clipped_fraction, colorfulness, noise_sigma, sharpness
+from .temporal import FlowMeter, PairLog, mean_abs_diff, motion_mad, ssim
 
-METRICS_VERSION = 1
+METRICS_VERSION = 2
 
-# Sampling (see docs/metrics.md): spatial metrics on every SPATIAL_EVERY-th frame, SSIM and
-# optical flow on every PAIR_EVERY-th consecutive pair, everything else on every frame.
-SPATIAL_EVERY = 8
-PAIR_EVERY = 6
+# Sampling (see docs/metrics.md): spatial metrics on every SPATIAL_EVERY-th frame, the
+# diagnostic SSIM and optical flow on every PAIR_EVERY-th consecutive pair (at half the
+# temporal level), everything else on every frame.
+SPATIAL_EVERY = 16
+# … but at least MIN_SPATIAL_SAMPLES samples when the stream says how many frames it has, so
+# that short clips (a few seconds) still average over enough frames.
+MIN_SPATIAL_SAMPLES = 8
+PAIR_EVERY = 24
 # A file whose stream decodes to fewer frames than this share of what it declares is truncated.
 MIN_DECODED_SHARE = 0.9
 
@@ -70,18 +74,21 @@ def analyze_video(
     decode_s = 0.0
     with VideoReader(path, threads=threads) as reader:
         info = reader.info
+        spatial_every = SPATIAL_EVERY
+        if info.frames:
+            spatial_every = max(1, min(SPATIAL_EVERY, info.frames // MIN_SPATIAL_SAMPLES))
         has_text = any(normalize_text(s.text) for s in scenes)
         checker = TextChecker(scenes, info.duration_s, threads) if ocr and has_text else None
-        series = TemporalSeries()
+        pairs = PairLog()
         flow = FlowMeter()
         sharp, noise, block, colour, clipped, luma = (_Mean() for _ in range(6))
         ladder: Ladder | None = None
-        prev_t = None
-        prev_mean = 0.0
+        prev_t = prev2_t = None
+        prev_small = None
+        prev_mean = prev2_mean = 0.0
         n_frames = 0
         first_time = last_time = 0.0
         width = height = 0
-        pair_index = 0
         frames = reader.frames()
         while True:
             t0 = time.perf_counter()
@@ -91,8 +98,9 @@ def analyze_video(
                 break
             h, w = f.y.shape
             if ladder is None or ladder.native != (w, h):
-                if ladder is not None:
-                    prev_t = None  # resolution change mid-stream: no pair across it
+                if ladder is not None and prev_t is not None:
+                    prev_t = prev2_t = None  # resolution change mid-stream: no pair across it
+                    pairs.add_break()
                 ladder = Ladder.for_size(w, h)
                 width, height = w, h
             a, t = ladder.down(f.y)
@@ -100,25 +108,38 @@ def analyze_video(
                 t = t.copy()  # kept as the previous frame after the decoder reuses the buffer
             mean = cv2.mean(t)[0]
             luma.add(mean)
+            pairs.add_frame(mean)
 
+            # The diagnostic pair (k, k + 1), k ≡ 0 mod PAIR_EVERY, at half the temporal level.
+            small = None
+            if n_frames % PAIR_EVERY in (0, 1):
+                small = cv2.resize(t, ladder.diagnostic_size, interpolation=cv2.INTER_AREA)
             if prev_t is not None:
-                sample = PairSample(mean_abs_diff(prev_t, t), mean - prev_mean)
-                if pair_index % PAIR_EVERY == 0:
-                    sample.ssim = ssim(prev_t, t)
-                    sample.flow = flow.measure(prev_t, t)
-                pair_index += 1
-                series.add(sample)
+                sampled = small is not None and prev_small is not None
+                mad = mean_abs_diff(prev_t, t)
+                pairs.add_pair(
+                    mad=mad,
+                    # The same as the MAD unless the brightness moved by half a level or more.
+                    motion=mad
+                    if abs(mean - prev_mean) < 0.5
+                    else motion_mad(prev_t, t, mean - prev_mean),
+                    skip=motion_mad(prev2_t, t, mean - prev2_mean) if prev2_t is not None else None,
+                    ssim=ssim(prev_small, small) if sampled else None,
+                    flow=flow.measure(prev_small, small) if sampled else None,
+                )
+            prev_small = small
 
-            if f.index % SPATIAL_EVERY == 0:
-                sharp.add(laplacian_variance(a))
-                clipped.add(clipped_fraction(a, f.full_range))
-                noise.add(immerkaer_sigma(f.y))
+            if f.index % spatial_every == 0:
+                sigma = noise_sigma(a)
+                noise.add(sigma)
+                sharp.add(sharpness(a, sigma))
+                clipped.add(clipped_fraction(t, f.full_range))
                 block.add(blockiness(f.y))
-                if f.u is not None and f.v is not None:
+                chroma = f.chroma()
+                if chroma is not None:
                     colour.add(
                         colorfulness(
-                            f.u,
-                            f.v,
+                            *chroma,
                             full_range=f.full_range,
                             bt709=f.bt709,
                             size=ladder.temporal_size,
@@ -133,6 +154,7 @@ def analyze_video(
             if n_frames == 0:
                 first_time = f.time_s
             last_time = f.time_s
+            prev2_t, prev2_mean = prev_t, prev_mean
             prev_t, prev_mean = t, mean
             n_frames += 1
 
@@ -157,10 +179,9 @@ def analyze_video(
                 f"{info.declared_duration_s:.2f} s"
             )
 
-    series.finish()
     assert ladder is not None
-    flow_scale = ANALYSIS_SHORT_SIDE / min(ladder.temporal_size)
-    temporal = series.results(flow_scale)
+    flow_scale = ANALYSIS_SHORT_SIDE / min(ladder.diagnostic_size)
+    temporal = pairs.results(fps, flow_scale)
     text = checker.score(duration) if checker is not None else {}
 
     result: dict[str, Any] = {
@@ -183,6 +204,9 @@ def analyze_video(
         "warp_error": _sig(temporal["warp_error"]),
         "motion": _sig(temporal["motion"]),
         "jitter": _sig(temporal["jitter"]),
+        "repeated_frames": temporal["repeated_frames"],
+        "freezes": temporal["freezes"],
+        "skipped_frames": temporal["skipped_frames"],
         "scene_cuts": temporal["scene_cuts"],
         "spatial_frames": sharp.n,
         "flow_pairs": temporal["flow_pairs"],

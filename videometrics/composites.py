@@ -34,21 +34,16 @@ class ScoreMap:
 
 # name: (map, weight)
 VISUAL_QUALITY: dict[str, tuple[ScoreMap, float]] = {
-    "sharpness": (ScoreMap("sharpness", 60.0, 1.5, True), 0.35),
-    "noise_sigma": (ScoreMap("noise_sigma", 5.0, 2.0, False), 0.20),
-    "blockiness": (ScoreMap("blockiness", 0.35, 2.0, False, offset=1.0), 0.25),
-    "exposure_clipped": (ScoreMap("exposure_clipped", 0.15, 2.0, False), 0.10),
-    "colorfulness": (ScoreMap("colorfulness", 15.0, 2.0, True), 0.10),
+    "sharpness": (ScoreMap("sharpness", 100.0, 1.0, True), 0.35),
+    "noise_sigma": (ScoreMap("noise_sigma", 5.0, 2.0, False, offset=1.0), 0.25),
+    "blockiness": (ScoreMap("blockiness", 0.4, 2.0, False, offset=0.15), 0.25),
+    "exposure_clipped": (ScoreMap("exposure_clipped", 0.15, 2.0, False), 0.08),
+    "colorfulness": (ScoreMap("colorfulness", 15.0, 2.0, True), 0.07),
 }
 TEMPORAL_COHERENCE: dict[str, tuple[ScoreMap, float]] = {
-    "warp_error": (ScoreMap("warp_error", 0.0015, 1.5, False), 0.30),
-    "flicker": (ScoreMap("flicker", 1.5, 2.0, False), 0.25),
-    "jitter": (ScoreMap("jitter", 0.05, 1.5, False), 0.25),
-    "temporal_ssim": (ScoreMap("temporal_ssim", 0.25, 2.0, False), 0.12),
-    "temporal_flickering": (ScoreMap("temporal_flickering", 0.04, 2.0, False), 0.08),
+    "jitter": (ScoreMap("jitter", 0.1, 1.5, False), 0.6),
+    "flicker": (ScoreMap("flicker", 0.5, 1.5, False), 0.4),
 }
-# temporal_ssim and temporal_flickering are "higher is better" in [0, 1]; they are scored on
-# their complement (1 − value), which the two entries above describe.
 _COMPLEMENTED = frozenset({"temporal_ssim", "temporal_flickering"})
 
 

@@ -69,11 +69,17 @@ class YUVFrame:
     index: int
     time_s: float
     y: np.ndarray  # (h, w) uint8 view with the decoder's row stride
-    u: np.ndarray | None  # chroma planes at their native subsampled size, None for gray video
-    v: np.ndarray | None
     full_range: bool
     bt709: bool
     frame: av.VideoFrame  # the PyAV frame, kept for the few frames converted to BGR for OCR
+
+    def chroma(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(U, V) plane views at their native subsampled size; None for gray video. Made on
+        demand: only the sampled frames need chroma."""
+        if self.frame.format.name == "gray":
+            return None
+        cu, cv = self.frame.planes[1], self.frame.planes[2]
+        return plane_view(cu, cu.width, cu.height), plane_view(cv, cv.width, cv.height)
 
 
 def plane_view(plane: Any, width: int, height: int) -> np.ndarray:
@@ -173,7 +179,8 @@ class VideoReader:
     def frames(self) -> Iterator[YUVFrame]:
         """Decode every frame once, yielding plane views. Raises VideoMetricsError on bad data."""
         stream = self.stream
-        time_base = stream.time_base or Fraction(1, 1)
+        time_base = float(stream.time_base or Fraction(1, 1))  # float: Fraction math per frame
+        # costs more than the metrics' own per-frame work
         fps = self.info.fps or 25.0
         start_pts = stream.start_time
         index = 0
@@ -197,21 +204,14 @@ class VideoReader:
                 converted = True
             width, height = frame.width, frame.height
             y = plane_view(frame.planes[0], width, height)
-            u = v = None
-            if fmt != "gray":
-                cu, cv = frame.planes[1], frame.planes[2]
-                u = plane_view(cu, cu.width, cu.height)
-                v = plane_view(cv, cv.width, cv.height)
             if frame.pts is not None:
-                time_s = float((frame.pts - (start_pts or 0)) * time_base)
+                time_s = (frame.pts - (start_pts or 0)) * time_base
             else:
                 time_s = index / fps
             yield YUVFrame(
                 index=index,
                 time_s=time_s,
                 y=y,
-                u=u,
-                v=v,
                 full_range=not converted
                 and (fmt.startswith("yuvj") or frame.color_range == _AVCOL_RANGE_JPEG),
                 bt709=not converted and frame.colorspace == _AVCOL_SPC_BT709,

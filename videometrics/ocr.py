@@ -14,16 +14,17 @@ import ctypes
 import ctypes.util
 import threading
 import time
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
-from rapidfuzz.distance import Levenshtein
 
 from .scripts import Scene, place_scenes
+from .text_match import missing_characters, normalize_text
+
+__all__ = ["TextChecker", "normalize_text", "ocr_engine", "read_text"]
 
 # A scene of at least this length is sampled twice (at 35 % and 65 % of it), shorter ones once
 # in the middle; the best-matching sample counts, so a caption that fades in is not penalised.
@@ -106,28 +107,6 @@ def read_text(bgr: np.ndarray, threads: int | None = None) -> str:
     return " ".join(str(item[1]) for item in result)
 
 
-def normalize_text(text: str) -> str:
-    """NFKC, casefold, and drop all whitespace.
-
-    Whitespace is removed rather than collapsed because PP-OCR often omits the spaces between
-    words at small text sizes; keeping them would count a perfect rendering as erroneous.
-    NFKC maps the full-width punctuation the recogniser sometimes emits to ASCII.
-    """
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(Levenshtein distance, reference length) after normalisation."""
-    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
-    return Levenshtein.distance(ref, hyp), len(ref)
-
-
-def cer(reference: str, hypothesis: str) -> float | None:
-    """Character error rate; None when the normalised reference is empty."""
-    dist, n = char_errors(reference, hypothesis)
-    return dist / n if n else None
-
-
 @dataclass
 class _Sample:
     time_s: float
@@ -197,14 +176,14 @@ class TextChecker:
         self.ocr_seconds += time.perf_counter() - started
 
     def score(self, duration_s: float) -> dict[str, Any]:
-        """text_cer pooled over scenes (Σ distance / Σ reference length), best sample per scene."""
+        """text_cer: share of the script's characters not found on screen in their scene's
+        time window (text_match.missing_characters: any order, any line grouping)."""
         scenes = place_scenes(self.scenes, duration_s) if self._untimed else self.scenes
-        total_dist = 0
+        total_missing = 0
         total_len = 0
         for scene in scenes:
             assert scene.start_s is not None and scene.end_s is not None
-            ref_len = len(normalize_text(scene.text))
-            if ref_len == 0:
+            if not normalize_text(scene.text):
                 continue
             inside = [s for s in self.samples if scene.start_s <= s.time_s < scene.end_s]
             if not inside and self.samples and scene.start_s < duration_s:
@@ -212,11 +191,11 @@ class TextChecker:
                 mid = 0.5 * (scene.start_s + scene.end_s)
                 inside = [min(self.samples, key=lambda s: abs(s.time_s - mid))]
             # No sample at all (e.g. the scene lies past the end): the text was never shown.
-            best = min((char_errors(scene.text, s.text)[0] for s in inside), default=ref_len)
-            total_dist += best
-            total_len += ref_len
+            missing, length = missing_characters(scene.text, [s.text for s in inside])
+            total_missing += missing if inside else length
+            total_len += length
         return {
-            "text_cer": total_dist / total_len if total_len else None,
+            "text_cer": total_missing / total_len if total_len else None,
             "ocr_seconds": self.ocr_seconds,
             "ocr_frames": self.ocr_frames,
         }

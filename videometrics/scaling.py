@@ -59,6 +59,12 @@ class Ladder:
     def temporal_size(self) -> tuple[int, int]:
         return self.temporal_steps[-1] if self.temporal_steps else self.analysis_size
 
+    @property
+    def diagnostic_size(self) -> tuple[int, int]:
+        """Half the temporal level (never below 16 px): the diagnostic SSIM and flow."""
+        w, h = self.temporal_size
+        return max(16, w // 2), max(16, h // 2)
+
     def down(self, luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(analysis, temporal) luma for one frame. Either may be a view of `luma` when no
         resize is needed: copy before keeping it past the frame's lifetime."""

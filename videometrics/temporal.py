@@ -1,18 +1,18 @@
-"""Temporal measures between consecutive frames, and the streaming series that pools them.
+"""Temporal measures between consecutive frames, and the log that pools them.
 
 Two tiers, so that the pass stays fast yet a single bad frame is still seen:
 
-* every consecutive pair: mean absolute luma difference (MAD) and mean-luma change on the
-  temporal-level luma (a handful of microseconds each). These feed `flicker`,
-  `temporal_flickering`, scene-cut detection and the `jitter` glitch detector.
-* every PAIR_EVERY-th pair: SSIM and forward/backward DIS optical flow (warp error, motion).
+* every consecutive pair: mean absolute luma difference (MAD), the same with the global
+  brightness change removed (`motion_mad`) and the mean luma, on temporal-level luma (tens of
+  microseconds each). These feed the cadence analysis (cuts, held and skipped frames →
+  `jitter`), `flicker` and `temporal_flickering`.
+* every PAIR_EVERY-th pair: SSIM and forward/backward DIS optical flow (warp error, motion),
+  reported for information only.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -32,6 +32,21 @@ _FB_BETA = 0.5
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference of two same-size uint8 images, in code values."""
     return cv2.norm(a, b, cv2.NORM_L1) / a.size
+
+
+def motion_mad(prev: np.ndarray, cur: np.ndarray, mean_delta: float) -> float:
+    """Mean absolute difference after removing the global brightness change `mean_delta`
+    (mean(cur) − mean(prev)), rounded to whole code values: what moved, not what got brighter.
+
+    Rounding keeps the arithmetic in uint8 (a saturating add, then the same L1 norm as MAD);
+    the ≤ 0.5 code value left over is below anything the cadence analysis keys on.
+    """
+    shift = round(mean_delta)
+    if shift > 0:
+        prev = cv2.add(prev, shift)
+    elif shift < 0:
+        prev = cv2.subtract(prev, -shift)
+    return cv2.norm(prev, cur, cv2.NORM_L1) / cur.size
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -103,114 +118,70 @@ class FlowMeter:
         return FlowResult(mse, motion, n_valid / float(h * w))
 
 
-@dataclass
-class PairSample:
-    """What is known about one consecutive frame pair (t − 1, t)."""
+class PairLog:
+    """Per-frame mean luma and per-pair measures of one pass, pooled at the end.
 
-    mad: float
-    mean_delta: float  # signed change of mean luma
-    ssim: float | None = None
-    flow: FlowResult | None = None
-
-
-# A pair is a "spike" when its MAD exceeds GLITCH_RATIO × the local median (+ slack) and a
-# "drop" when it is under median / GLITCH_RATIO (− slack): a shuffled, dropped, repeated or
-# flashed frame. Judged only when the local median shows motion (≥ GLITCH_MIN_MEDIAN).
-GLITCH_RATIO = 1.6
-GLITCH_MIN_MEDIAN = 0.5
-GLITCH_SLACK = 0.25
-# A scene cut is the only spike within ±WINDOW pairs, at least CUT_MIN_MAD, and not explained by
-# a global brightness change. That covers hard cuts and caption changes (the renderer's scene
-# boundaries), which are content, not defects, and are left out of every temporal metric; a
-# swapped frame makes two spikes two pairs apart and a flash frame two adjacent ones, so those
-# stay glitches, and a brightness jump stays flicker.
-CUT_MIN_MAD = 2.0
-WINDOW = 3  # pairs either side used for the local median
-
-
-class TemporalSeries:
-    """Streams PairSamples and pools them, holding only 2·WINDOW + 1 pairs at any time.
-
-    Each pair is judged once WINDOW later pairs have arrived (or at `finish`), so cut and glitch
-    decisions see both sides; cut pairs are excluded from every temporal metric.
+    Scalars only (a few per frame): the cadence analysis needs to look at both sides of every
+    still stretch, whatever its length, so the series is kept rather than a fixed window.
     """
 
     def __init__(self) -> None:
-        self._buf: deque[PairSample] = deque(maxlen=2 * WINDOW + 1)
-        self._pending = 0
-        self.pairs = 0
-        self.cuts = 0
-        self.glitches = 0
-        self.judged_for_glitch = 0
-        self._sum_mad = 0.0
-        self._sum_abs_delta = 0.0
-        self._n_ssim = 0
-        self._sum_ssim = 0.0
-        self._n_flow = 0
-        self._sum_warp = 0.0
-        self._sum_motion = 0.0
+        self.mean_luma: list[float] = []
+        self.mad: list[float] = []
+        self.motion: list[float] = []
+        self.skip: list[float] = []  # motion_mad(frame t − 2, frame t), NaN where none
+        self.sampled: list[tuple[int, float, FlowResult]] = []  # (pair index, ssim, flow)
 
-    def add(self, sample: PairSample) -> None:
-        self._buf.append(sample)
-        self._pending += 1
-        if self._pending > WINDOW:
-            self._judge(len(self._buf) - self._pending)
-            self._pending -= 1
+    def add_frame(self, mean_luma: float) -> None:
+        self.mean_luma.append(mean_luma)
 
-    def finish(self) -> None:
-        while self._pending:
-            self._judge(len(self._buf) - self._pending)
-            self._pending -= 1
+    def add_pair(
+        self,
+        *,
+        mad: float,
+        motion: float,
+        skip: float | None,
+        ssim: float | None,
+        flow: FlowResult | None,
+    ) -> None:
+        if ssim is not None and flow is not None:
+            self.sampled.append((len(self.mad), ssim, flow))
+        self.mad.append(mad)
+        self.motion.append(motion)
+        self.skip.append(math.nan if skip is None else skip)
 
-    def _judge(self, i: int) -> None:
-        buf = self._buf
-        s = buf[i]
-        lo, hi = max(0, i - WINDOW), min(len(buf), i + WINDOW + 1)
-        neighbours = [buf[j].mad for j in range(lo, hi) if j != i]
-        median = statistics.median(neighbours) if len(neighbours) >= 2 else None
-        spike_level = GLITCH_RATIO * median + GLITCH_SLACK if median is not None else float("inf")
-        is_spike = s.mad > spike_level
-        is_cut = (
-            is_spike
-            and s.mad >= CUT_MIN_MAD
-            and abs(s.mean_delta) < 0.5 * s.mad
-            and not any(m > spike_level for m in neighbours)
-        )
-        if is_cut:
-            self.cuts += 1
-            return
-        self.pairs += 1
-        self._sum_mad += s.mad
-        self._sum_abs_delta += abs(s.mean_delta)
-        if median is not None and median >= GLITCH_MIN_MEDIAN:
-            self.judged_for_glitch += 1
-            if is_spike or s.mad < median / GLITCH_RATIO - GLITCH_SLACK:
-                self.glitches += 1
-        if s.ssim is not None:
-            self._n_ssim += 1
-            self._sum_ssim += s.ssim
-        if s.flow is not None:
-            self._n_flow += 1
-            self._sum_warp += s.flow.warp_error
-            self._sum_motion += s.flow.motion
+    def add_break(self) -> None:
+        """No pair across this point (the resolution changed): analysed as a cut."""
+        self.mad.append(math.nan)
+        self.motion.append(math.nan)
+        self.skip.append(math.nan)
 
-    def results(self, flow_scale: float) -> dict[str, float | int | None]:
+    def results(self, fps: float | None, flow_scale: float) -> dict[str, float | int | None]:
         """Pooled metrics; `flow_scale` converts flow pixels to the 360-px reference scale."""
-        n = self.pairs
+        from .cadence import analyse_cadence
+        from .flicker import visible_flicker
+
+        motion = np.asarray(self.motion)
+        cadence = analyse_cadence(motion, fps, skip=np.asarray(self.skip))
+        keep = ~cadence.cut
+        mad = np.asarray(self.mad)[keep]
+        mad = mad[~np.isnan(mad)]
+        sampled = [(s, f) for i, s, f in self.sampled if keep[i]]
+        n_flow = len(sampled)
+        mean_mad = float(mad.mean()) if mad.size else None
         return {
-            "flicker": self._sum_abs_delta / n if n else None,
-            "temporal_flickering": (255.0 - self._sum_mad / n) / 255.0 if n else None,
-            "mean_abs_frame_diff": self._sum_mad / n if n else None,
-            "temporal_ssim": self._sum_ssim / self._n_ssim if self._n_ssim else None,
-            "warp_error": self._sum_warp / self._n_flow if self._n_flow else None,
-            "motion": self._sum_motion / self._n_flow * flow_scale if self._n_flow else None,
-            "jitter": (
-                self.glitches / self.judged_for_glitch
-                if self.judged_for_glitch
-                else (0.0 if n else None)
-            ),
-            "scene_cuts": self.cuts,
-            "flow_pairs": self._n_flow,
+            "flicker": visible_flicker(np.asarray(self.mean_luma), cadence.cut),
+            "temporal_flickering": (255.0 - mean_mad) / 255.0 if mean_mad is not None else None,
+            "mean_abs_frame_diff": mean_mad,
+            "temporal_ssim": sum(s for s, _ in sampled) / n_flow if n_flow else None,
+            "warp_error": sum(f.warp_error for _, f in sampled) / n_flow if n_flow else None,
+            "motion": (sum(f.motion for _, f in sampled) / n_flow * flow_scale if n_flow else None),
+            "jitter": cadence.jitter,
+            "repeated_frames": round(cadence.held, 2),
+            "freezes": cadence.freezes,
+            "skipped_frames": cadence.glitches,
+            "scene_cuts": cadence.cuts,
+            "flow_pairs": n_flow,
         }
 
 

@@ -2,8 +2,10 @@
 
 Clips are small (320×192, 24 fps, 2.5 s) so the whole suite stays fast; every clip is built
 once per session and its metrics cached. Degradations are applied to the raw RGB frames before
-encoding (blur, noise, brightness pumping, frame shuffles, captions removed or garbled) or at
-encoding (heavy compression), so each one differs from the clean clip in one respect only.
+encoding (videometrics.degradations: blur, noise, held / repeated / frozen frames, judder,
+brightness flicker and pumping, frame shuffles; captions removed, garbled or laid out
+differently) or at encoding (heavy compression), so each one differs from the clean clip in one
+respect only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 
 from videometrics import analyze_video
+from videometrics import degradations as deg
 from videometrics.synthetic import encode_frames, script_for, synthetic_frames
 
 WIDTH, HEIGHT, FPS, SECONDS = 320, 192, 24, 2.5
@@ -35,6 +38,10 @@ def _blur(frames: Frames) -> Frames:
 def _noise(frames: Frames) -> Frames:
     rng = np.random.default_rng(7)
     return [np.clip(f + rng.normal(0, 10, f.shape), 0, 255).astype(np.uint8) for f in frames]
+
+
+def _retimed(source: Callable[[int], list[int]]) -> Callable[[Frames], Frames]:
+    return lambda frames: deg.retime(frames, source(len(frames)))
 
 
 def _pump(frames: Frames) -> Frames:
@@ -79,6 +86,17 @@ VARIANTS: dict[str, Variant] = {
     "compressed": Variant(encode={"crf": 51}),
     "no_text": Variant(texts=("", "", "")),
     "garbled": Variant(texts=GARBLED),
+    # The first two captions shown together as two lines (second above first) during both of
+    # their scenes: every intended word is on screen in its time window, in another layout.
+    "two_lines": Variant(texts=(f"{TEXTS[1]}\n{TEXTS[0]}", f"{TEXTS[1]}\n{TEXTS[0]}", TEXTS[2])),
+    "drop_3": Variant(transform=_retimed(lambda n: deg.hold_every(n, 3))),
+    "slideshow": Variant(transform=_retimed(lambda n: deg.hold_every(n, 12))),
+    "duplicates": Variant(transform=_retimed(lambda n: deg.duplicates(n, 0.1, seed=1))),
+    "freeze": Variant(transform=_retimed(lambda n: deg.freeze(n, 12))),
+    "judder": Variant(transform=_retimed(lambda n: deg.judder(n, 0.8))),
+    "flicker_1": Variant(transform=lambda f: deg.flicker(f, 1, seed=2)),
+    "flicker_6": Variant(transform=lambda f: deg.flicker(f, 6, seed=2)),
+    "crf_33": Variant(encode={"crf": 33}),
 }
 
 
