@@ -25,7 +25,7 @@ from django.core.files.base import ContentFile
 from generation.media import local_path
 from generation.models import Generation
 
-SERIES_VERSION = 1
+SERIES_VERSION = 2
 MAX_POINTS = 240  # plotted points per series; longer videos are averaged into this many bins
 SAMPLE_BUDGET = 1200  # frames measured for sharpness / motion at most (evenly spread)
 
@@ -34,17 +34,10 @@ def series_name(generation_id: Any) -> str:
     return f"generations/{generation_id}.series.json"
 
 
-def _bins(times: list[float], values: list[float | None], edges: list[float], how: str) -> list:
+def _pool(values: list[float | None], groups: list[range], how: str) -> list[float | None]:
     out: list[float | None] = []
-    j = 0
-    n = len(times)
-    for k in range(len(edges) - 1):
-        hi = edges[k + 1]
-        bucket = []
-        while j < n and (times[j] < hi or k == len(edges) - 2):
-            if values[j] is not None and math.isfinite(values[j]):
-                bucket.append(values[j])
-            j += 1
+    for group in groups:
+        bucket = [values[i] for i in group if values[i] is not None and math.isfinite(values[i])]
         if not bucket:
             out.append(None)
         elif how == "max":
@@ -97,18 +90,21 @@ def frame_series_compute(path: str, *, max_points: int = MAX_POINTS) -> dict[str
         fps = reader.info.fps
     if not rows_t:
         return {"version": SERIES_VERSION, "t": [], "sharpness": [], "flicker": [], "motion": []}
-    start, end = rows_t[0], rows_t[-1] + (1.0 / fps if fps else 0.0)
-    points = max(1, min(max_points, len(rows_t)))
-    edges = [start + (end - start) * k / points for k in range(points + 1)]
+    # Consecutive frames pooled into at most max_points groups of (nearly) equal size.
+    n = len(rows_t)
+    points = max(1, min(max_points, n))
+    bounds = [round(k * n / points) for k in range(points + 1)]
+    groups = [range(bounds[k], bounds[k + 1]) for k in range(points)]
+    end = rows_t[-1] + (1.0 / fps if fps else 0.0)
     return {
         "version": SERIES_VERSION,
         "fps": fps,
-        "frames": len(rows_t),
-        "duration_s": round(end - start, 4),
-        "t": [round((edges[k] + edges[k + 1]) / 2, 4) for k in range(points)],
-        "sharpness": _bins(rows_t, sharp, edges, "mean"),
-        "flicker": _bins(rows_t, flick, edges, "max"),
-        "motion": _bins(rows_t, motion, edges, "mean"),
+        "frames": n,
+        "duration_s": round(end - rows_t[0], 4),
+        "t": [round(sum(rows_t[i] for i in g) / len(g), 4) for g in groups],
+        "sharpness": _pool(sharp, groups, "mean"),
+        "flicker": _pool(flick, groups, "max"),
+        "motion": _pool(motion, groups, "mean"),
     }
 
 

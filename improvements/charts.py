@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 WIDTH = 640
-FONT = "font-family:system-ui,sans-serif;font-size:12px"
+CHAR_PX = 6.6  # the average width of a 12px system-ui character, for fitting labels
 _ids = count(1)
 
 
@@ -30,6 +30,7 @@ class Chart:
     columns: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     empty: bool = False
+    note: str = ""
 
 
 def _html(template: str, *args: object, **kwargs: object) -> SafeString:
@@ -62,11 +63,10 @@ def _svg(title: str, description: str, height: float, body: Iterable[str]) -> Sa
     ident = f"chart{next(_ids)}"
     return _html(
         '<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {w} {h}" width="100%" '
-        'style="max-width:{w}px;{font}" aria-labelledby="{i}-t {i}-d">'
+        'class="chart-svg" aria-labelledby="{i}-t {i}-d">'
         '<title id="{i}-t">{title}</title><desc id="{i}-d">{desc}</desc>{body}</svg>',
         w=WIDTH,
         h=round(height),
-        font=FONT,
         i=ident,
         title=title,
         desc=description,
@@ -95,6 +95,17 @@ def _line(x1: float, y1: float, x2: float, y2: float, stroke: str = "#999", extr
         stroke,
         mark_safe(extra),
     )
+
+
+def _axis_label(
+    x: float, y: float, text: str, *, vertical: bool = False, anchor: str = "middle"
+) -> str:
+    extra = (
+        f'class="axis-label" transform="rotate(-90 {x:.1f} {y:.1f})"'
+        if vertical
+        else ('class="axis-label"')
+    )
+    return _text(x, y, text, anchor, extra)
 
 
 def empty_chart(title: str, message: str = "no data yet") -> Chart:
@@ -136,11 +147,13 @@ def rating_over_time(
         t0, t1 = t0 - 3600, t1 + 3600
     values = [v for pts in points.values() for p in pts for v in p[1:] if _finite(v)]
     lo, hi = min(1.0, math.floor(min(values))), max(5.0, math.ceil(max(values)))
-    left, right, top, bottom = 44, WIDTH - 110, 16, 230
+    left, right, top, bottom = 60, WIDTH - 110, 16, 230
     parts = _y_axis(lo, hi, top, bottom, left, right, range(int(lo), int(hi) + 1))
+    parts.append(_axis_label(16, (top + bottom) / 2, "corrected mean rating", vertical=True))
     first, last = datetime.fromtimestamp(t0), datetime.fromtimestamp(t1)
     parts.append(_text(left, bottom + 18, first.strftime("%Y-%m-%d %H:%M")))
     parts.append(_text(right, bottom + 18, last.strftime("%Y-%m-%d %H:%M"), "end"))
+    parts.append(_axis_label((left + right) / 2, bottom + 36, "time of analysis"))
     rows = []
     for index, (label, pts) in enumerate(points.items()):
         colour = PALETTE[index % len(PALETTE)]
@@ -183,7 +196,7 @@ def rating_over_time(
         f"{len(points)} revisions over {len(set(times))} analyses; y axis: corrected mean "
         "rating (1–5) with 95% intervals"
     )
-    return Chart(title, _svg(title, description, bottom + 28, parts),
+    return Chart(title, _svg(title, description, bottom + 44, parts),
                  ["revision", "analysis", "mean", "95% low", "95% high"], rows)  # fmt: skip
 
 
@@ -194,6 +207,7 @@ def bar_chart(
     description: str,
     domain: tuple[float, float] | None = None,
     columns: Sequence[str] = ("item", "value", "detail"),
+    axis_label: str = "",
 ) -> Chart:
     """Horizontal bars: (label, value or None, a note shown after the bar)."""
     if not rows:
@@ -220,8 +234,15 @@ def bar_chart(
         parts.append(_text(right + 8, y + 15, note or _fmt(value)))
     bottom = top + len(rows) * step
     parts.append(_line(zero, top, zero, bottom, "#666"))
+    height = bottom + 10
+    if axis_label:
+        parts.append(_line(left, bottom + 2, right, bottom + 2, "#999"))
+        parts.append(_text(left, bottom + 16, _fmt(lo), "middle", 'class="tick"'))
+        parts.append(_text(right, bottom + 16, _fmt(hi), "middle", 'class="tick"'))
+        parts.append(_axis_label((left + right) / 2, bottom + 32, axis_label))
+        height = bottom + 40
     table = [[label, _fmt(value), note] for label, value, note in rows]
-    return Chart(title, _svg(title, description, bottom + 10, parts), list(columns), table)
+    return Chart(title, _svg(title, description, height, parts), list(columns), table)
 
 
 def interval_chart(
@@ -230,9 +251,14 @@ def interval_chart(
     title: str,
     description: str,
     reference: float = 0.0,
+    axis_label: str = "estimate",
     columns: Sequence[str] = ("item", "estimate", "low", "high", "detail"),
 ) -> Chart:
-    """A dot per row with its interval as a whisker, and a reference line (e.g. 0)."""
+    """A dot per row with its interval as a whisker, and a reference line (e.g. 0).
+
+    Each row is labelled in words on the right: the estimate, its interval and the row's note
+    (e.g. how many comparisons it rests on), so no number needs decoding from the picture.
+    """
     rows = [r for r in rows if _finite(r[1])]
     if not rows:
         return empty_chart(title)
@@ -240,32 +266,35 @@ def interval_chart(
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.05 or 1.0
     lo, hi = lo - pad, hi + pad
-    left, right, top, step = 110, WIDTH - 150, 10, 24
+    left, right, top, step = 80, WIDTH - 250, 26, 34
     parts = []
     ref_x = _scale(reference, lo, hi, left, right)
     for index, (label, estimate, low, high, note) in enumerate(rows):
-        y = top + index * step + 12
-        parts.append(_text(left - 8, y + 4, label[:16], "end"))
+        y = top + index * step + 14
+        parts.append(_text(left - 8, y + 4, label[:12], "end"))
         if _finite(low, high):
-            parts.append(
-                _line(
-                    _scale(low, lo, hi, left, right),
-                    y,
-                    _scale(high, lo, hi, left, right),
-                    y,
-                    PALETTE[0],
-                    'stroke-width="2"',
-                )  # fmt: skip
-            )
+            x_lo, x_hi = _scale(low, lo, hi, left, right), _scale(high, lo, hi, left, right)
+            parts.append(_line(x_lo, y, x_hi, y, PALETTE[0], 'stroke-width="2"'))
+            parts.append(_line(x_lo, y - 5, x_lo, y + 5, PALETTE[0], 'stroke-width="2"'))
+            parts.append(_line(x_hi, y - 5, x_hi, y + 5, PALETTE[0], 'stroke-width="2"'))
+            bounds = f"{_fmt(low, signed=True)}, {_fmt(high, signed=True)}"
+            interval = f"{_fmt(estimate, signed=True)} [{bounds}]"
+        else:
+            interval = f"{_fmt(estimate, signed=True)} (no interval)"
         x = _scale(estimate, lo, hi, left, right)
         parts.append(_html('<circle cx="{:.1f}" cy="{}" r="4" fill="{}"/>', x, y, PALETTE[5]))
-        parts.append(_text(right + 8, y + 4, note))
+        parts.append(_text(right + 10, y, interval))
+        if note:
+            parts.append(_text(right + 10, y + 13, note, extra='class="muted-text"'))
     bottom = top + len(rows) * step
     parts.append(_line(ref_x, top, ref_x, bottom, "#666", 'stroke-dasharray="4 3"'))
     parts.append(_text(left, bottom + 14, _fmt(lo)))
     parts.append(_text(right, bottom + 14, _fmt(hi), "end"))
+    parts.append(_text(ref_x, bottom + 14, _fmt(reference, 0), "middle"))
+    parts.append(_axis_label((left + right) / 2, bottom + 32, axis_label))
+    parts.append(_text(right + 10, top - 10, "estimate [95% interval]", extra='class="axis-label"'))
     table = [[r[0], _fmt(r[1]), _fmt(r[2]), _fmt(r[3]), r[4]] for r in rows]
-    return Chart(title, _svg(title, description, bottom + 22, parts), list(columns), table)
+    return Chart(title, _svg(title, description, bottom + 42, parts), list(columns), table)
 
 
 def _diverging(value: float) -> str:
@@ -281,31 +310,33 @@ def heatmap(
     *,
     title: str,
     description: str,
+    min_n: int = 10,
 ) -> Chart:
-    """Rows × columns of values in [-1, 1] (e.g. Spearman rho), with (value, p, n) per cell."""
+    """Rows × columns of values in [-1, 1] (e.g. Spearman rho), with (value, p, n) per cell.
+
+    A cell without a value says why: too few paired observations (n < min_n) or, with enough,
+    one side that never varies. Column headers stand upright, so long names are never cut off.
+    """
     if not cells:
         return empty_chart(title)
     row_names = sorted({r for r, _ in cells})
     col_names = sorted({c for _, c in cells})
-    left, top = 170, 70
+    headers = [c.replace("_", " ")[:24] for c in col_names]
+    left = 150
+    top = 16 + max(len(h) for h in headers) * CHAR_PX
     cell_w = min(90.0, (WIDTH - left - 10) / len(col_names))
-    cell_h = 24
+    cell_h = 26
     parts = []
-    for j, col in enumerate(col_names):
-        x = left + j * cell_w + cell_w / 2
+    for j, header in enumerate(headers):
+        x = left + j * cell_w + cell_w / 2 + 4
         parts.append(
-            _text(
-                x,
-                top - 8,
-                col.replace("_", " ")[:22],
-                "start",
-                f'transform="rotate(-30 {x:.1f} {top - 8})"',
-            )  # fmt: skip
+            _text(x, top - 6, header, "start", f'transform="rotate(-90 {x:.1f} {top - 6:.1f})"')
         )
     table = []
+    too_few = constant = 0
     for i, row in enumerate(row_names):
         y = top + i * cell_h
-        parts.append(_text(left - 8, y + 16, row[:26], "end"))
+        parts.append(_text(left - 8, y + 17, row.replace("_", " ")[:22], "end"))
         for j, col in enumerate(col_names):
             value, p_value, n = cells.get((row, col), (None, None, 0))
             known = _finite(value)
@@ -320,21 +351,32 @@ def heatmap(
                     _diverging(value) if known else "#eeeeee",
                 )
             )
-            dark = known and abs(value) > 0.6
-            parts.append(
-                _text(
-                    x + cell_w / 2,
-                    y + 16,
-                    _fmt(value),
-                    "middle",
-                    'fill="#fff"' if dark else 'fill="#222"',
-                )  # fmt: skip
-            )
+            if known:
+                text, colour = _fmt(value), "#fff" if abs(value) > 0.6 else "#222"
+                why = ""
+            elif n < min_n:
+                text, colour = f"n={n}", "#555"
+                why = f"not enough paired data (n = {n} < {min_n})"
+                too_few += 1
+            else:
+                text, colour = "const", "#555"
+                why = "undefined: the metric or the rating does not vary"
+                constant += 1
+            parts.append(_text(x + cell_w / 2, y + 17, text, "middle", f'fill="{colour}"'))
             if (row, col) in cells:
-                table.append([row, col, _fmt(value), _fmt(p_value, 3), str(n)])
+                table.append([row, col, _fmt(value), _fmt(p_value, 3), str(n), why])
     bottom = top + len(row_names) * cell_h
+    notes = []
+    if too_few:
+        notes.append(
+            f"Grey “n=…” cells: not enough paired data (fewer than {min_n} generations with "
+            "both the metric and the rating), so no correlation is computed."
+        )
+    if constant:
+        notes.append("Grey “const” cells: the metric or the rating has one value only.")
     return Chart(title, _svg(title, description, bottom + 10, parts),
-                 ["metric", "dimension", "rho", "p", "n"], table)  # fmt: skip
+                 ["metric", "dimension", "rho", "p", "n", "why empty"], table,
+                 note=" ".join(notes))  # fmt: skip
 
 
 def experiment_chart(
@@ -352,9 +394,12 @@ def experiment_chart(
     pad = (hi - lo) * 0.05 or 0.5
     lo, hi = lo - pad, hi + pad
     n0, n1 = min(look[0] for look in looks), max(look[0] for look in looks)
-    left, right, top, bottom = 50, WIDTH - 20, 14, 220
+    left, right, top, bottom = 66, WIDTH - 20, 14, 220
     ticks = [t for t in range(math.ceil(lo), math.floor(hi) + 1)]
     parts = _y_axis(lo, hi, top, bottom, left, right, ticks)
+    parts.append(
+        _axis_label(16, (top + bottom) / 2, "candidate − control (rating points)", vertical=True)
+    )
 
     def x_of(n: int) -> float:
         return _scale(n, n0, n1, left + 8, right - 8) if n1 > n0 else (left + right) / 2
@@ -392,13 +437,75 @@ def experiment_chart(
         )
     for x, y in points:
         parts.append(_html('<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="{}"/>', x, y, PALETTE[5]))
-    parts.append(_text(left, bottom + 16, f"{n0} ratings"))
-    parts.append(_text(right, bottom + 16, f"{n1} ratings (both arms)", "end"))
+    parts.append(_text(left, bottom + 16, f"{n0}"))
+    parts.append(_text(right, bottom + 16, f"{n1}", "end"))
+    parts.append(_axis_label((left + right) / 2, bottom + 34, "ratings so far (both arms)"))
     description = (
         f"difference in corrected overall rating after {len(looks)} looks; shaded: the "
         "always-valid 95% band; promote when it is above 0, roll back when below"
     )
     table = [[str(look[0]), _fmt(look[1], signed=True), _fmt(look[2], signed=True),
               _fmt(look[3], signed=True), look[4]] for look in looks]  # fmt: skip
-    return Chart(title, _svg(title, description, bottom + 24, parts),
+    return Chart(title, _svg(title, description, bottom + 44, parts),
                  ["ratings", "estimate", "lower", "upper", "decision"], table)  # fmt: skip
+
+
+def line_chart(
+    xs: Sequence[float],
+    ys: Sequence[float | None],
+    *,
+    title: str,
+    description: str,
+    x_label: str,
+    y_label: str,
+    x_max: float | None = None,
+    colour: str = PALETTE[0],
+) -> Chart:
+    """One series over x (e.g. a per-frame measure over the video's time)."""
+    points = [(x, y) for x, y in zip(xs, ys, strict=True) if _finite(x, y)]
+    if not points:
+        return empty_chart(title)
+    x_hi = x_max if x_max is not None and x_max > 0 else max(x for x, _ in points)
+    y_lo = min(0.0, min(y for _, y in points))
+    y_hi = max(y for _, y in points) or 1.0
+    y_hi += (y_hi - y_lo) * 0.05
+    left, right, top, bottom = 74, WIDTH - 14, 12, 170
+    ticks = [y_lo + (y_hi - y_lo) * k / 4 for k in range(5)]
+    parts = []
+    for tick in ticks:
+        y = _scale(tick, y_lo, y_hi, bottom, top)
+        parts.append(_line(left, y, right, y, "#e3e3e3"))
+        digits = 0 if y_hi >= 50 else (1 if y_hi >= 5 else 2)
+        parts.append(_text(left - 6, y + 4, _fmt(tick, digits), "end", 'class="tick"'))
+    parts.append(_axis_label(16, (top + bottom) / 2, y_label, vertical=True))
+    # Points without a sample (None) are skipped: the line joins its neighbours.
+    xy = [
+        (_scale(x, 0.0, x_hi, left, right), _scale(y, y_lo, y_hi, bottom, top)) for x, y in points
+    ]
+    if len(xy) > 1:
+        parts.append(
+            _html(
+                '<polyline fill="none" stroke="{}" stroke-width="1.8" points="{}"/>',
+                colour,
+                " ".join(f"{x:.1f},{y:.1f}" for x, y in xy),
+            )
+        )
+    else:
+        ((x, y),) = xy
+        parts.append(_html('<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="{}"/>', x, y, colour))
+    parts.append(_line(left, bottom, right, bottom, "#999"))
+    for k in range(5):
+        x_value = x_hi * k / 4
+        anchor = "start" if k == 0 else ("end" if k == 4 else "middle")
+        parts.append(
+            _text(
+                _scale(x_value, 0.0, x_hi, left, right),
+                bottom + 16,
+                _fmt(x_value, 1),
+                anchor,
+                'class="tick"',
+            )  # fmt: skip
+        )
+    parts.append(_axis_label((left + right) / 2, bottom + 34, x_label))
+    table = [[_fmt(x, 2), _fmt(y, 3)] for x, y in points]
+    return Chart(title, _svg(title, description, bottom + 42, parts), [x_label, y_label], table)

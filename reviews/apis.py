@@ -4,27 +4,55 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedbackloop.api_errors import LimitedJSONParser
+from feedbackloop.roles import ADMIN, REVIEWER, acting_user, allow
 from generation.apis import ANY_ROLE, errors, generation_or_404
-from generation.authentication import ADMIN, REVIEWER, acting_user, allow
 from generation.serializers import StrictCharField, StrictFloatField
 from reviews import selectors, services
 from reviews.models import IssueReport
+
+SEVERITY_HELP = ", ".join(f'"{label}" or {value}' for value, label in IssueReport.Severity.choices)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": list(IssueReport.Severity.labels)},
+            {"type": "integer", "enum": list(IssueReport.Severity.values)},
+        ],
+        "description": f"{SEVERITY_HELP} (default minor)",
+    }
+)
+class SeverityField(serializers.Field):
+    """An issue's severity by name ("minor", "major", "critical", as the review page offers
+    them) or by number (1-3); stored as the number."""
+
+    default_error_messages = {"invalid": f"must be one of {SEVERITY_HELP}; got {{value!r}}"}
+
+    def to_internal_value(self, data: Any) -> int:
+        by_name = {label: value for value, label in IssueReport.Severity.choices}
+        if isinstance(data, str) and data.strip().lower() in by_name:
+            return by_name[data.strip().lower()]
+        is_number = isinstance(data, int) and not isinstance(data, bool)
+        if is_number and data in IssueReport.Severity.values:
+            return data
+        self.fail("invalid", value=data)
+
+    def to_representation(self, value: int) -> str:
+        return IssueReport.Severity(value).label
 
 
 class IssueSerializer(serializers.Serializer):
     category = serializers.ChoiceField(choices=IssueReport.Category.choices)
     start_s = StrictFloatField(min_value=0)
     end_s = StrictFloatField(min_value=0)
-    severity = serializers.ChoiceField(
-        choices=IssueReport.Severity.choices, default=IssueReport.Severity.MINOR
-    )
+    severity = SeverityField(required=False, default=IssueReport.Severity.MINOR)
     note = StrictCharField(required=False, blank_ok=True, default="", max_length=2000)
 
 
@@ -70,20 +98,24 @@ class FeedbackCreateApi(APIView):
         responses={201: FeedbackCreatedSerializer, **errors(400, 404, 409, 413, 415)},
     )
     def post(self, request: Request, generation_id: str) -> Response:
-        generation = generation_or_404(generation_id)
-        serializer = FeedbackSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        try:
+            serializer = FeedbackSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+        except exceptions.APIException:
+            generation_or_404(generation_id)  # an unknown generation is a 404 before a bad body
+            raise
         data: dict[str, Any] = serializer.validated_data
-        review = services.review_create(
+        # One SQL statement for a well-formed submission (see services.review_record).
+        review = services.review_record(
             reviewer=acting_user(request),
-            generation=generation,
+            generation_id=generation_id,
             ratings=data["ratings"],
             comments=data["comments"],
             issues=[services.IssueInput(**issue) for issue in data["issues"]],
             seconds_spent=data.get("seconds_spent"),
         )
-        body = {"review_id": str(review.id), "generation_id": generation.pk}
-        return Response(FeedbackCreatedSerializer(body).data, status=status.HTTP_201_CREATED)
+        body = {"review_id": str(review.id), "generation_id": str(review.generation_id)}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class FeedbackSummaryApi(APIView):

@@ -23,6 +23,8 @@
     bar.value = data.progress;
     bar.textContent = `${Math.round(data.progress * 100)}%`;
     row.querySelector(".percent").textContent = `${Math.round(data.progress * 100)}%`;
+    const workerCell = row.querySelector(".worker");
+    if (workerCell && data.worker) workerCell.textContent = data.worker;
     const videoCell = row.querySelector(".video-cell");
     if (data.video_url && !videoCell.querySelector("a")) {
       const link = document.createElement("a");

@@ -95,9 +95,10 @@
         });
       });
       row.querySelectorAll(".issue-number").forEach((el) => { el.textContent = String(n); });
-      row.querySelector('[data-action="set-start"]').setAttribute("aria-label", `Set issue ${n} start to the current time`);
-      row.querySelector('[data-action="set-end"]').setAttribute("aria-label", `Set issue ${n} end to the current time`);
-      row.querySelector('[data-action="seek-start"]').setAttribute("aria-label", `Go to the start of issue ${n}`);
+      // Names start with the visible text (speech users say what they see), then the issue.
+      row.querySelector('[data-action="set-start"]').setAttribute("aria-label", `Set start to current time, issue ${n}`);
+      row.querySelector('[data-action="set-end"]').setAttribute("aria-label", `Set end to current time, issue ${n}`);
+      row.querySelector('[data-action="seek-start"]').setAttribute("aria-label", `Go to start, issue ${n}`);
     });
     totalForms.value = String(rows().length);
     renderMarkers();
@@ -163,22 +164,59 @@
 
   addButton.addEventListener("click", markIssueNow);
 
+  /* A time past the video's end cannot be shown on the bar: clamp it there, and say so next
+   * to the field (the server refuses it too). */
+  function rangeMessage(row, name, value, duration) {
+    const input = field(row, name);
+    const id = `${input.id}-range`;
+    let box = document.getElementById(id);
+    const tooLate = Number.isFinite(value) && duration > 0 && value > duration + 1e-3;
+    if (!tooLate) {
+      if (box) {
+        box.remove();
+        if (!input.closest(".time-field").parentElement.querySelector(".error:not([data-range])")) input.removeAttribute("aria-invalid");
+        input.setAttribute("aria-describedby", (input.getAttribute("aria-describedby") || "").replace(id, "").trim());
+        if (!input.getAttribute("aria-describedby")) input.removeAttribute("aria-describedby");
+      }
+      return;
+    }
+    if (!box) {
+      box = document.createElement("p");
+      box.className = "error";
+      box.id = id;
+      box.dataset.range = "1";
+      input.closest(".time-field").after(box);
+      input.setAttribute("aria-invalid", "true");
+      const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+      if (!described.includes(id)) described.push(id);
+      input.setAttribute("aria-describedby", described.join(" "));
+    }
+    box.textContent = `The video ends at ${fmt(duration)} s; ${fmt(value)} s is past its end.`;
+  }
+
   function renderMarkers() {
-    const duration = player.duration() || 1;
+    const known = player.duration();
+    const duration = known || 1;
     markers.textContent = "";
     rows().forEach((row, index) => {
-      const start = parseFloat(field(row, "start_s").value);
-      if (!Number.isFinite(start)) return;
-      let end = parseFloat(field(row, "end_s").value);
-      if (!Number.isFinite(end) || end < start) end = start;
+      const rawStart = parseFloat(field(row, "start_s").value);
+      const rawEnd = parseFloat(field(row, "end_s").value);
+      rangeMessage(row, "start_s", rawStart, known);
+      rangeMessage(row, "end_s", rawEnd, known);
+      if (!Number.isFinite(rawStart)) return;
+      const start = Math.min(Math.max(rawStart, 0), duration);
+      let end = Number.isFinite(rawEnd) ? Math.min(Math.max(rawEnd, 0), duration) : start;
+      if (end < start) end = start;
       const category = field(row, "category");
       const name = category.value ? category.options[category.selectedIndex].text : "uncategorised";
       const marker = document.createElement("button");
       marker.type = "button";
       marker.className = "marker";
       marker.dataset.start = String(start);
-      marker.style.left = `${(100 * Math.min(start, duration)) / duration}%`;
-      marker.style.width = `${(100 * Math.max(end - start, 0)) / duration}%`;
+      // Positions as a share of the bar, never past its end (CSSOM, allowed under the CSP).
+      const left = (100 * start) / duration;
+      marker.style.left = `${Math.min(left, 97)}%`;
+      marker.style.width = `${Math.min((100 * (end - start)) / duration, 100 - left)}%`;
       marker.textContent = String(index + 1);
       marker.setAttribute("aria-label", `Issue ${index + 1}, ${name}, ${fmt(start)} to ${fmt(end)} s: go there`);
       marker.title = `${name} ${fmt(start)}–${fmt(end)} s`;
@@ -283,6 +321,22 @@
     draftStatus.title = `${text} (${new Date().toLocaleTimeString()})`;
   }
 
+  let expired = false;
+  function sessionExpired() {
+    draftStatus.dataset.state = "expired";
+    if (expired) return;
+    expired = true;
+    lastState = "expired";
+    const login = `${form.dataset.loginUrl}?next=${encodeURIComponent(window.location.pathname)}`;
+    draftStatus.textContent = "Your session has expired, so the server did not get this draft. It is kept in this browser: ";
+    const link = document.createElement("a");
+    link.href = login;
+    link.textContent = "log in again";
+    link.id = "login-again";
+    draftStatus.appendChild(link);
+    draftStatus.appendChild(document.createTextNode(" and this review comes back as you left it."));
+  }
+
   async function saveToServer(keepalive) {
     if (!dirty || submitting) return;
     if (saving) {
@@ -301,7 +355,15 @@
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
         body: JSON.stringify({ data }),
       });
+      if (response.status === 401 || response.status === 403) {
+        // Logged out (the session lapsed, or the user logged out in another tab): say so, and
+        // keep the local copy; the page restores it after logging in again.
+        dirty = true;
+        sessionExpired();
+        return;
+      }
       if (!response.ok && response.status !== 409) throw new Error(`HTTP ${response.status}`);
+      expired = false;
       showState("saved", "Draft saved automatically.");
     } catch (error) {
       dirty = true;
@@ -329,7 +391,7 @@
     changed();
   });
   form.addEventListener("change", changed);
-  setInterval(() => { if (dirty) saveToServer(false); }, 5000);
+  setInterval(() => { if (dirty && !expired) saveToServer(false); }, 5000);
   window.addEventListener("pagehide", () => { if (dirty) saveToServer(true); });
   document.addEventListener("visibilitychange", () => { if (document.hidden && dirty) saveToServer(true); });
 

@@ -14,9 +14,13 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import connections
 
-from generation import services as generation_services
 from generation.models import Generation
+from generation.services.rendering import generation_run
+from generation.services.requests import generation_request
+from pipelines.models import Pipeline
+from pipelines.services.revisions import revision_create
 from reviews.models import Comparison, IssueReport, RatingDimension, Review, ReviewDraft
+from tests.browser.conftest import wait_for
 from tests.conftest import chromium_launch_args, require_chromium
 from tests.factories import UserFactory
 
@@ -79,11 +83,15 @@ def _member(username: str = "rita"):
     return user
 
 
+def _builtin() -> Pipeline:
+    return Pipeline.objects.get(slug="builtin")
+
+
 def _rendered(prompt: str, revision=None) -> Generation:
-    generation, _ = generation_services.generation_request(
-        prompt=prompt, revision=revision, enqueue=False
+    generation, _ = generation_request(
+        pipeline=_builtin(), prompt=prompt, revision=revision, enqueue=False
     )
-    generation = generation_services.generation_run(generation_id=str(generation.id))
+    generation = generation_run(generation_id=str(generation.id))
     assert generation.status == Generation.Status.SUCCEEDED, generation.error
     return generation
 
@@ -154,16 +162,16 @@ def test_reviewer_plays_rates_marks_an_issue_and_lands_on_the_next_video_by_keyb
     _tab_to(page, "#start-review")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/review/{first.id}/")
-    page.wait_for_function("document.querySelector('video').readyState >= 2")
+    wait_for(page, "document.querySelector('video').readyState >= 2")
     _assert_all_controls_named(page)
 
     # Play with Space: the clock advances. Space again pauses.
     page.keyboard.press("Escape")  # leave any control: page shortcuts apply
     page.keyboard.press("Space")
-    page.wait_for_function("document.querySelector('video').currentTime > 0.3")
+    wait_for(page, "document.querySelector('video').currentTime > 0.3")
     assert page.locator("#player button.play").inner_text() == "Pause"
     page.keyboard.press("Space")
-    page.wait_for_function("document.querySelector('video').paused")
+    wait_for(page, "document.querySelector('video').paused")
 
     # Speed: two steps slower with "[" is 0.5x, shown in the speed control.
     page.keyboard.press("[")
@@ -175,18 +183,18 @@ def test_reviewer_plays_rates_marks_an_issue_and_lands_on_the_next_video_by_keyb
     page.keyboard.press("Home")  # (no shortcut: makes sure the page ignores unknown keys)
     frame_before = int(page.locator("#frame").inner_text())
     page.keyboard.press(".")
-    page.wait_for_function(f"document.querySelector('#frame').textContent === '{frame_before + 1}'")
+    wait_for(page, f"document.querySelector('#frame').textContent === '{frame_before + 1}'")
     assert _video_time(page) == pytest.approx((frame_before + 1.5) / fps, abs=1e-3)
     page.keyboard.press(",")
-    page.wait_for_function(f"document.querySelector('#frame').textContent === '{frame_before}'")
+    wait_for(page, f"document.querySelector('#frame').textContent === '{frame_before}'")
 
     # Seek: back to the start with the seek bar's Home key, then +1 s with the arrow shortcut.
     _tab_to(page, "#seek")
     page.keyboard.press("Home")
-    page.wait_for_function("document.querySelector('video').currentTime < 0.1")
+    wait_for(page, "document.querySelector('video').currentTime < 0.1")
     page.keyboard.press("Escape")  # leave any control: page shortcuts apply
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("Math.abs(document.querySelector('video').currentTime - 1.0) < 0.06")
+    wait_for(page, "Math.abs(document.querySelector('video').currentTime - 1.0) < 0.06")
 
     # Rate every dimension with the keyboard: in a group, a digit rates it and moves on.
     slugs = list(RatingDimension.objects.filter(active=True).values_list("slug", flat=True))
@@ -198,17 +206,17 @@ def test_reviewer_plays_rates_marks_an_issue_and_lands_on_the_next_video_by_keyb
         assert page.locator(f"input[name='rating_{slug}']:checked").get_attribute("value") == value
 
     # Nothing is lost: the draft reaches the server and comes back after a reload.
-    page.wait_for_function("document.querySelector('#draft-status').dataset.state === 'saved'")
+    wait_for(page, "document.querySelector('#draft-status').dataset.state === 'saved'")
     assert ReviewDraft.objects.filter(generation=first).exists()
     page.reload()
-    page.wait_for_function("document.querySelector('video').readyState >= 1")
+    wait_for(page, "document.querySelector('video').readyState >= 1")
     for slug, value in zip(slugs, values, strict=True):
         assert page.locator(f"input[name='rating_{slug}']:checked").get_attribute("value") == value
 
     # Mark an issue at the current time with "i", pick its category by typing, end it with "e".
     page.keyboard.press("Escape")  # leave any control: page shortcuts apply
     page.keyboard.press("ArrowRight")  # 1 s in
-    page.wait_for_function("document.querySelector('video').currentTime >= 0.99")
+    wait_for(page, "document.querySelector('video').currentTime >= 0.99")
     start = _video_time(page)
     page.keyboard.press("i")
     category = page.locator("#id_issues-0-category")
@@ -231,12 +239,10 @@ def test_reviewer_plays_rates_marks_an_issue_and_lands_on_the_next_video_by_keyb
     assert marker.count() == 1
     page.keyboard.press("Escape")  # leave any control: page shortcuts apply
     page.keyboard.press("Shift+ArrowLeft")  # back 5 s: the start
-    page.wait_for_function("document.querySelector('video').currentTime === 0")
+    wait_for(page, "document.querySelector('video').currentTime === 0")
     _tab_to(page, "#markers .marker")
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        f"Math.abs(document.querySelector('video').currentTime - {start}) < 0.01"
-    )
+    wait_for(page, f"Math.abs(document.querySelector('video').currentTime - {start}) < 0.01")
 
     _tab_to(page, "#id_comments")
     page.keyboard.type("Text is sharp <b>but</b> the end flickers")
@@ -247,7 +253,7 @@ def test_reviewer_plays_rates_marks_an_issue_and_lands_on_the_next_video_by_keyb
     page.keyboard.press("Control+Enter")
     page.wait_for_url(f"{base}/review/{second.id}/")
     assert "Review saved" in page.locator(".messages").inner_text()
-    page.wait_for_function("document.querySelector('video').readyState >= 1")
+    wait_for(page, "document.querySelector('video').readyState >= 1")
     page.screenshot(path=output_dir / "03-next-video.png", full_page=True)
 
     review = Review.objects.get(generation=first)
@@ -272,7 +278,7 @@ def test_bad_issue_range_shows_the_error_next_to_the_field_and_saves_nothing(
     base = live_server.url
     _log_in_with_keyboard(page, base, "rita")
     page.goto(f"{base}/review/{generation.id}/")
-    page.wait_for_function("document.querySelector('video').readyState >= 1")
+    wait_for(page, "document.querySelector('video').readyState >= 1")
 
     page.keyboard.press("Escape")  # leave any control: page shortcuts apply
     for _ in range(5):  # no group focused: each digit rates the first unrated dimension
@@ -305,8 +311,9 @@ def test_blind_comparison_plays_and_seeks_both_videos_together(
     member = _member()
     prompt = "A policy briefing on renewable energy initiatives"
     first = _rendered(prompt)
-    other = generation_services.revision_create(
-        params={**small_params, "transition_style": "cut", "seconds_per_scene": 0.9}
+    other = revision_create(
+        pipeline=_builtin(),
+        params={**small_params, "transition_style": "cut", "seconds_per_scene": 0.9},
     )
     second = _rendered(prompt, revision=other)
     base = live_server.url
@@ -320,31 +327,32 @@ def test_blind_comparison_plays_and_seeks_both_videos_together(
         assert str(generation.id) not in html
         assert not re.search(rf"\br{generation.revision.number}\b", text)
         assert not re.search(r"\brevision\b", text, re.IGNORECASE)
-    page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 2)")
+    wait_for(page, "[...document.querySelectorAll('video')].every(v => v.readyState >= 2)")
     _assert_all_controls_named(page)
 
     # Play both with Space; pause; they stay together.
     page.keyboard.press("Escape")  # leave any control: page shortcuts apply
     page.keyboard.press("Space")
-    page.wait_for_function(
-        "[...document.querySelectorAll('video')].every(v => v.currentTime > 0.3 && !v.paused)"
+    wait_for(
+        page, "[...document.querySelectorAll('video')].every(v => v.currentTime > 0.3 && !v.paused)"
     )
     page.keyboard.press("Space")
-    page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.paused)")
+    wait_for(page, "[...document.querySelectorAll('video')].every(v => v.paused)")
     assert _video_time(page, 0) == pytest.approx(_video_time(page, 1), abs=0.1)
 
     # Seek with the mouse on the shared seek bar: both videos go to the same moment.
     bar = page.locator("#seek").bounding_box()
     page.mouse.click(bar["x"] + bar["width"] * 0.6, bar["y"] + bar["height"] / 2)
-    page.wait_for_function(
+    wait_for(
+        page,
         "(() => { const [a, b] = document.querySelectorAll('video');"
-        " return a.currentTime > 0.5 && Math.abs(a.currentTime - b.currentTime) < 0.01; })()"
+        " return a.currentTime > 0.5 && Math.abs(a.currentTime - b.currentTime) < 0.01; })()",
     )
     # …and with the keyboard: one frame forward moves both.
     left_before = _video_time(page, 0)
     page.keyboard.press("Escape")  # leave any control: page shortcuts apply
     page.keyboard.press(".")
-    page.wait_for_function(f"document.querySelectorAll('video')[0].currentTime > {left_before}")
+    wait_for(page, f"document.querySelectorAll('video')[0].currentTime > {left_before}")
     assert _video_time(page, 0) == pytest.approx(_video_time(page, 1), abs=0.01)
 
     # Speed applies to both.
@@ -370,7 +378,7 @@ def test_staff_see_running_generations_progress_live(
     page, live_server, active_revision, output_dir
 ):
     UserFactory(username="boss", is_staff=True)
-    generation, _ = generation_services.generation_request(prompt="Live progress", enqueue=False)
+    generation, _ = generation_request(pipeline=_builtin(), prompt="Live progress", enqueue=False)
     base = live_server.url
     _log_in_with_keyboard(page, base, "boss")
     page.goto(f"{base}/generations/")
@@ -380,18 +388,20 @@ def test_staff_see_running_generations_progress_live(
     Generation.objects.filter(pk=generation.pk).update(
         status=Generation.Status.RUNNING, progress=0.5
     )
-    page.wait_for_function(
-        f"document.querySelector(\"tr[data-generation='{generation.id}'] progress\").value === 0.5"
+    wait_for(
+        page,
+        f"document.querySelector(\"tr[data-generation='{generation.id}'] progress\").value === 0.5",
     )
     assert row.locator(".percent").inner_text() == "50%"
     _assert_all_controls_named(page)
     page.screenshot(path=output_dir / "generations-running.png", full_page=True)
 
     Generation.objects.filter(pk=generation.pk).update(status=Generation.Status.QUEUED)
-    generation_services.generation_run(generation_id=str(generation.id))
-    page.wait_for_function(
+    generation_run(generation_id=str(generation.id))
+    wait_for(
+        page,
         f"document.querySelector(\"tr[data-generation='{generation.id}']\").dataset.status"
-        " === 'succeeded'"
+        " === 'succeeded'",
     )
     assert row.locator("a", has_text="Watch").count() == 1
     page.screenshot(path=output_dir / "generations-finished.png", full_page=True)
@@ -409,11 +419,11 @@ def test_a_draft_survives_a_lost_connection_in_the_browser(
     # The server cannot be reached for drafts: the page says so and keeps a local copy.
     page.route("**/draft/", lambda route: route.abort())
     page.goto(review_url)
-    page.wait_for_function("document.querySelector('video').readyState >= 1")
+    wait_for(page, "document.querySelector('video').readyState >= 1")
     page.keyboard.press("3")
     page.keyboard.press("5")
     page.locator("#id_comments").fill("written while offline")
-    page.wait_for_function("document.querySelector('#draft-status').dataset.state === 'failed'")
+    wait_for(page, "document.querySelector('#draft-status').dataset.state === 'failed'")
     assert "this browser" in page.locator("#draft-status").inner_text()
     page.screenshot(path=output_dir / "draft-offline.png", full_page=True)
     assert not ReviewDraft.objects.exists()
@@ -425,6 +435,6 @@ def test_a_draft_survives_a_lost_connection_in_the_browser(
     slugs = list(RatingDimension.objects.filter(active=True).values_list("slug", flat=True))
     assert page.locator(f"input[name='rating_{slugs[0]}']:checked").get_attribute("value") == "3"
     assert page.locator(f"input[name='rating_{slugs[1]}']:checked").get_attribute("value") == "5"
-    page.wait_for_function("document.querySelector('#draft-status').dataset.state === 'saved'")
+    wait_for(page, "document.querySelector('#draft-status').dataset.state === 'saved'")
     draft = ReviewDraft.objects.get(generation=generation)
     assert draft.data["comments"] == "written while offline"
