@@ -21,7 +21,17 @@ setup: $(STAMP)
 run: setup
 	$(PY) manage.py run_site
 
-test: $(STAMP)
+# axe-core for the browser tests' accessibility checks, from the npm registry (pinned by the
+# lock file). Without npm the checks skip with a reason (and fail in CI).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) && touch $@; \
+	else \
+		echo "npm not found: the accessibility checks of the browser tests will skip"; \
+	fi
+
+test: $(STAMP) $(AXE)
 	$(PY) -m pytest
 
 lint: $(STAMP)
