@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import numbers
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,12 +13,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model, Q
 from django.utils import timezone
 
-from feedbackloop.errors import Conflict, InvalidInput
+from feedbackloop.errors import Conflict, InvalidInput, NotFound
 from generation.models import Generation
+from generation.selectors import generation_get
 from reviews.models import (
     Comparison,
     ComparisonDimensionWinner,
@@ -206,6 +209,206 @@ def review_create(
                 code="already_reviewed",
             ) from exc
         raise
+    return review
+
+
+def review_record(
+    *,
+    reviewer: AbstractBaseUser,
+    generation_id: object,
+    ratings: Mapping[str, Any],
+    comments: str = "",
+    issues: Iterable[IssueInput] = (),
+    seconds_spent: float | None = None,
+) -> Review:
+    """review_create() for a generation known by its id: the API's submission, built for load.
+
+    On PostgreSQL a well-formed submission is written by one SQL statement that also checks what
+    review_create() checks (a finished generation, active dimensions, issues inside the video,
+    one review per reviewer and generation) and writes the review, its ratings and its issue
+    reports, or nothing. Anything it does not write goes through review_create(), which says
+    why (or writes it, when the generation finished in between): the errors are the same.
+    """
+    issues = [issue_input(issue) for issue in issues]
+    try:
+        gid = uuid.UUID(str(generation_id))
+    except ValueError:
+        gid = None
+    if (
+        connection.vendor == "postgresql"
+        and gid is not None
+        and _well_formed(ratings, comments, issues)
+    ):
+        review = _review_insert(
+            reviewer=reviewer,
+            generation_id=gid,
+            ratings=ratings,
+            comments=comments,
+            issues=issues,
+            seconds_spent=seconds_spent,
+        )
+        if review is not None:
+            return review
+    generation = generation_get(generation_id=generation_id)
+    if generation is None:
+        raise NotFound(f"no generation with id {generation_id}", code="unknown_generation")
+    return review_create(
+        reviewer=reviewer,
+        generation=generation,
+        ratings=ratings,
+        comments=comments,
+        issues=issues,
+        seconds_spent=seconds_spent,
+    )
+
+
+def _well_formed(ratings: Any, comments: Any, issues: list[IssueInput]) -> bool:
+    """True when nothing but the database's state can make this submission fail."""
+    if not isinstance(ratings, Mapping) or not ratings or not isinstance(comments, str):
+        return False
+    for value in ratings.values():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+            return False
+    return all(
+        i.category in IssueReport.Category.values
+        and i.severity in IssueReport.Severity.values
+        and 0 <= i.start_s <= i.end_s
+        for i in issues
+    )
+
+
+def _columns(model: type[Model], skip: Iterable[str] = ()) -> list[Any]:
+    return [f for f in model._meta.local_concrete_fields if f.name not in skip]
+
+
+def _values(instance: Model, fields: list[Any]) -> list[Any]:
+    return [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+
+
+@functools.cache
+def _insert_statement(vendor: str) -> tuple[str, list[Any], list[Any], list[Any]]:
+    """The one-statement write, built once from the models' tables, columns and types."""
+    q = connection.ops.quote_name
+    revision_model = Generation._meta.get_field("revision").related_model
+
+    def table(model: type[Model]) -> str:
+        return q(model._meta.db_table)
+
+    def col(model: type[Model], name: str) -> str:
+        return q(model._meta.get_field(name).column)
+
+    def cols(model: type[Model], names: Iterable[str]) -> str:
+        return ", ".join(col(model, n) for n in names)
+
+    def typed(fields: list[Any]) -> str:
+        # Typed placeholders: INSERT ... SELECT does not coerce literals to the column types.
+        return "".join(f", CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
+
+    def columns_of(fields: list[Any]) -> str:
+        return "".join(f", {q(f.column)}" for f in fields)
+
+    review_fields = _columns(Review)
+    # Columns the ORM fills from the model (created_at, ...): their values come from an unsaved
+    # instance, like the ORM's; the others come from the statement.
+    named = {"id", "review", "dimension", "value", "generation", "category", "severity"}
+    rating_fields = _columns(Rating, skip=named)
+    issue_fields = _columns(IssueReport, skip=named | {"start_s", "end_s", "note"})
+    issue_columns = cols(
+        IssueReport, ["review", "generation", "category", "severity", "start_s", "end_s", "note"]
+    )
+    generation_type = IssueReport._meta.get_field("generation").cast_db_type(connection)
+    g_pk, g_status, g_duration = (
+        col(Generation, "id"),
+        col(Generation, "status"),
+        col(Generation, "duration_s"),
+    )
+    g_revision, r_pk = col(Generation, "revision"), col(revision_model, "id")
+    r_pipeline, d_pipeline = col(revision_model, "pipeline"), col(RatingDimension, "pipeline")
+    sql = f"""
+        WITH gen AS (
+            SELECT r.{r_pipeline} AS pipeline_id
+            FROM {table(Generation)} g JOIN {table(revision_model)} r ON r.{r_pk} = g.{g_revision}
+            WHERE g.{g_pk} = %s AND g.{g_status} = %s
+                AND (%s::float8 IS NULL OR g.{g_duration} IS NULL
+                     OR %s::float8 <= g.{g_duration} + 0.001)
+        ), dims AS (
+            SELECT d.{col(RatingDimension, "id")} AS id, v.value
+            FROM unnest(%s::text[], %s::int[]) AS v(slug, value)
+            JOIN {table(RatingDimension)} d ON d.{col(RatingDimension, "slug")} = v.slug
+                AND d.{col(RatingDimension, "active")}
+                AND (d.{d_pipeline} IS NULL OR d.{d_pipeline} = (SELECT pipeline_id FROM gen))
+        ), review AS (
+            INSERT INTO {table(Review)} ({", ".join(q(f.column) for f in review_fields)})
+            SELECT {typed(review_fields).removeprefix(", ")}
+            WHERE EXISTS (SELECT 1 FROM gen) AND (SELECT count(*) FROM dims) = %s
+            ON CONFLICT DO NOTHING
+            RETURNING {col(Review, "id")} AS id
+        ), issues AS (
+            INSERT INTO {table(IssueReport)} ({issue_columns}{columns_of(issue_fields)})
+            SELECT review.id, CAST(%s AS {generation_type}), i.category, i.severity, i.start_s,
+                i.end_s, i.note{typed(issue_fields)}
+            FROM review, unnest(%s::text[], %s::int[], %s::float8[], %s::float8[], %s::text[])
+                AS i(category, severity, start_s, end_s, note)
+        )
+        INSERT INTO {table(Rating)} ({cols(Rating, ["review", "dimension", "value"])}
+            {columns_of(rating_fields)})
+        SELECT review.id, dims.id, dims.value{typed(rating_fields)}
+        FROM review, dims
+    """
+    return sql, review_fields, rating_fields, issue_fields
+
+
+def _review_insert(
+    *,
+    reviewer: AbstractBaseUser,
+    generation_id: uuid.UUID,
+    ratings: Mapping[str, int],
+    comments: str,
+    issues: list[IssueInput],
+    seconds_spent: float | None,
+) -> Review | None:
+    """Write the review, its ratings and issues in one statement; None if a check failed.
+
+    One statement is one transaction, and it saves the round trips and ORM work that
+    dominated the submission's cost (see benchmarks/ratings_load.py). The unique constraint
+    and the rating CHECK stay in force; ON CONFLICT DO NOTHING turns a second review by the
+    same reviewer into "nothing written", which review_create() then reports as a conflict.
+    The checks are review_create()'s: a succeeded generation, issues inside the video, every
+    dimension active and either global or the generation's pipeline's.
+    """
+    sql, review_fields, rating_fields, issue_fields = _insert_statement(connection.vendor)
+    review = Review(
+        reviewer=reviewer,
+        generation_id=generation_id,
+        comments=comments.strip(),
+        seconds_spent=seconds_spent,
+    )
+    slugs = list(ratings)
+    max_end = max((i.end_s for i in issues), default=None)
+    params = [
+        generation_id,
+        Generation.Status.SUCCEEDED.value,
+        max_end,
+        max_end,
+        slugs,
+        [ratings[s] for s in slugs],
+        *_values(review, review_fields),
+        len(slugs),
+        generation_id,
+        *_values(IssueReport(), issue_fields),
+        [i.category for i in issues],
+        [int(i.severity) for i in issues],
+        [float(i.start_s) for i in issues],
+        [float(i.end_s) for i in issues],
+        [i.note.strip() for i in issues],
+        *_values(Rating(), rating_fields),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != len(slugs):
+            return None
+    review._state.adding = False
+    review._state.db = connection.alias
     return review
 
 
