@@ -1,7 +1,9 @@
 """The REST API, versioned under /api/v1/, and its schema and docs."""
 
+from csp.constants import SELF, UNSAFE_INLINE
+from csp.decorators import csp_replace
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from feedbackloop.api_errors import api_not_found
 from generation import apis as generation_apis
@@ -102,6 +104,14 @@ app_name = "api"
 urlpatterns = [
     path("v1/", include((v1, "v1"))),
     path("schema/", SpectacularAPIView.as_view(schema=None), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # Swagger UI's script comes from /api/docs/?script (no inline script); the UI sets inline
+    # styles and draws its icons from data: URIs, which only this page allows.
+    path(
+        "docs/",
+        csp_replace({"style-src": [SELF, UNSAFE_INLINE], "img-src": [SELF, "data:"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api:schema")
+        ),
+        name="docs",
+    ),
     re_path(r"^.*$", api_not_found),
 ]
