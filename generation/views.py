@@ -2,7 +2,8 @@
 
 Reviewers and staff may watch videos; reviewers only finished ones. In production the bytes are
 handed to nginx with X-Accel-Redirect (settings.VIDEO_ACCEL_REDIRECT_PREFIX, see
-docs/deploy-nginx.md) after the permission check here; otherwise they are streamed from storage
+docs/deploy-nginx.md) after the permission check here, or, with media in object storage, the
+player is redirected to a presigned URL of the bucket; otherwise they are streamed from storage
 in chunks, one byte range at a time, so seeking in a large file never reads the whole file.
 """
 
@@ -27,6 +28,7 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
+    HttpResponseRedirect,
     JsonResponse,
     StreamingHttpResponse,
 )
@@ -40,6 +42,7 @@ from feedbackloop.roles import is_reviewer
 from generation import selectors
 from generation.forms import GenerationCreateForm, GenerationFilterForm
 from generation.models import Generation, WorkerToken
+from generation.object_storage import presigned_get, presigning
 from generation.selectors import generation_get
 from generation.services.requests import job_request
 from pipelines.models import ConfigRevision
@@ -147,6 +150,12 @@ class FileSlice:
 def file_response(request: HttpRequest, field_file: FieldFile) -> HttpResponseBase:
     """Answer GET/HEAD for a stored file, honouring a single byte Range (206/416)."""
     name = field_file.name
+    if presigning(field_file.storage):
+        # Object storage serves the bytes and the Range requests from a presigned URL, valid
+        # for MEDIA_PRESIGN_SECONDS; the permission check above is what hands it out.
+        response = HttpResponseRedirect(presigned_get(name, field_file.storage))
+        response["Cache-Control"] = "private, max-age=60"
+        return response
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     prefix = settings.VIDEO_ACCEL_REDIRECT_PREFIX
     if prefix:
