@@ -35,24 +35,32 @@ def remote_jobs() -> QuerySet[Generation]:
 
 
 def generation_take(
-    *, queryset: QuerySet[Generation], generation_id: Any, lease: timedelta, worker: Any = None
+    *,
+    queryset: QuerySet[Generation],
+    generation_id: Any,
+    lease: timedelta,
+    worker: Any = None,
+    max_attempts: int | None = None,
 ) -> Generation | None:
-    """Lease a waiting generation of ``queryset``; None if someone else took it first."""
+    """Lease a waiting generation of ``queryset``; None if someone else took it first.
+
+    With ``max_attempts``, a run whose lease expired on its last allowed attempt is not taken
+    again (it is to be failed with the reason, see rendering.stalled_render_fail).
+    """
     now = timezone.now()
-    won = (
-        waiting(queryset, now)
-        .filter(pk=generation_id)
-        .update(
-            status=G.RUNNING,
-            lease_id=uuid.uuid4(),
-            claimed_by=worker,
-            lease_expires_at=now + lease,
-            heartbeat_at=now,
-            started_at=now,
-            attempts=F("attempts") + 1,
-            progress=0.0,
-            error="",
-        )
+    candidates = waiting(queryset, now).filter(pk=generation_id)
+    if max_attempts is not None:
+        candidates = candidates.exclude(status=G.RUNNING, attempts__gte=max_attempts)
+    won = candidates.update(
+        status=G.RUNNING,
+        lease_id=uuid.uuid4(),
+        claimed_by=worker,
+        lease_expires_at=now + lease,
+        heartbeat_at=now,
+        started_at=now,
+        attempts=F("attempts") + 1,
+        progress=0.0,
+        error="",
     )
     if not won:
         return None

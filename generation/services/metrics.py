@@ -2,49 +2,61 @@
 
 from __future__ import annotations
 
-import time
+import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from feedbackloop.errors import Conflict, NotFound
 from generation.media import local_path
 from generation.models import Generation, MetricsRun, MetricValue
 
+logger = logging.getLogger(__name__)
+
 
 def metrics_compute(*, generation_id: str) -> MetricsRun | None:
     """Measure a finished generation's video and store one row per metric; idempotent.
 
-    A run at the current metric version that already succeeded makes this a no-op. Rows of an
-    older version are replaced in the same transaction as the new rows are written, so readers
-    never see a half set. A video that cannot be decoded marks the run failed with the reason
-    and writes no rows; it is not retried, since decoding the same bytes again fails again.
+    A run at the current metric version that already succeeded makes this a no-op, and so does
+    one running elsewhere with a fresh heartbeat (the generation's row lock orders two
+    deliveries that start at once). While measuring, a thread writes the run's heartbeat every
+    GENERATION_HEARTBEAT_SECONDS, so a measurement that takes long is not mistaken for a dead
+    one, and one whose process died stops heartbeating (the reconciler sends it again). Rows of
+    an older version are replaced in the same transaction as the new rows are written, so
+    readers never see a half set. A video that cannot be decoded marks the run failed with the
+    reason and writes no rows; it is not retried, since decoding the same bytes again fails
+    again.
     """
     import videometrics
 
-    generation = Generation.objects.filter(pk=generation_id).first()
-    if generation is None:
-        raise NotFound(f"no generation with id {generation_id}")
-    if generation.status != Generation.Status.SUCCEEDED or not generation.video:
-        return None
     version = videometrics.METRICS_VERSION
-    runs = generation.metrics_runs.filter(version=version)
-    if runs.filter(status=MetricsRun.Status.SUCCEEDED).exists():
-        return runs.filter(status=MetricsRun.Status.SUCCEEDED).first()
-    live = runs.filter(status=MetricsRun.Status.RUNNING, heartbeat_at__gte=stale_before()).first()
-    if live is not None:
-        return live  # another worker is measuring it right now
-    run = MetricsRun.objects.create(
-        generation=generation, version=version, heartbeat_at=timezone.now()
-    )
+    with transaction.atomic():
+        generation = Generation.objects.select_for_update().filter(pk=generation_id).first()
+        if generation is None:
+            raise NotFound(f"no generation with id {generation_id}")
+        if generation.status != Generation.Status.SUCCEEDED or not generation.video:
+            return None
+        runs = generation.metrics_runs.filter(version=version)
+        done = runs.filter(status=MetricsRun.Status.SUCCEEDED).first()
+        if done is not None:
+            return done
+        live = runs.filter(
+            status=MetricsRun.Status.RUNNING, heartbeat_at__gte=stale_before()
+        ).first()
+        if live is not None:
+            return live  # another worker is measuring it right now
+        run = MetricsRun.objects.create(
+            generation=generation, version=version, heartbeat_at=timezone.now()
+        )
     script = (generation.script or {}).get("scenes") or None
     try:
-        with local_path(generation.video) as path:
+        with RunHeartbeat(run.pk), local_path(generation.video) as path:
             result = videometrics.analyze_video(
-                path, script=script, ocr=settings.METRICS_OCR_ENABLED, **_heartbeat(run)
+                path, script=script, ocr=settings.METRICS_OCR_ENABLED
             )
     except videometrics.VideoMetricsError as exc:
         MetricsRun.objects.filter(pk=run.pk).update(
@@ -75,23 +87,40 @@ def stale_before() -> Any:
     return timezone.now() - timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
 
 
-def _heartbeat(run: MetricsRun) -> dict[str, Any]:
-    """A progress callback for analyze_video that keeps the run's heartbeat fresh, when the
-    library takes one."""
-    import inspect
+class RunHeartbeat:
+    """Writes a running measurement's heartbeat from a thread while the block runs.
 
-    import videometrics
+    The metrics library reports no progress, so the heartbeat cannot ride on a callback as the
+    renderer's does; a thread of the measuring process stops exactly when that process dies. A
+    measurement shorter than one interval never writes.
+    """
 
-    if "progress" not in inspect.signature(videometrics.analyze_video).parameters:
-        return {}
-    last = [time.monotonic()]
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._beat, name=f"metrics-heartbeat-{run_id}", daemon=True
+        )
 
-    def beat(_fraction: float) -> None:
-        if time.monotonic() - last[0] >= settings.GENERATION_HEARTBEAT_SECONDS:
-            last[0] = time.monotonic()
-            MetricsRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+    def __enter__(self) -> RunHeartbeat:
+        self.thread.start()
+        return self
 
-    return {"progress": beat}
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    def _beat(self) -> None:
+        try:
+            while not self.stop.wait(settings.GENERATION_HEARTBEAT_SECONDS):
+                try:
+                    MetricsRun.objects.filter(
+                        pk=self.run_id, status=MetricsRun.Status.RUNNING
+                    ).update(heartbeat_at=timezone.now())
+                except DatabaseError:
+                    logger.warning("metrics run %s: heartbeat not written", self.run_id)
+        finally:
+            connection.close()  # this thread's own connection
 
 
 @transaction.atomic

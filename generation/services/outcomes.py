@@ -51,6 +51,7 @@ def generation_succeed(
         progress=1.0,
         finished_at=timezone.now(),
         lease_expires_at=None,
+        dispatched_at=None,  # from now on: when the measurement was sent (see the hooks)
         generation_seconds=generation_seconds,
         cpu_seconds=cpu_seconds,
         peak_rss_bytes=peak_rss_bytes,
@@ -61,20 +62,34 @@ def generation_succeed(
 
 
 def generation_succeeded_hooks(*, generation_id: str) -> None:
-    """What follows a finished video, whoever made it: the server measures it (a measurement
-    whose task is lost is dispatched again by the reconciler)."""
+    """What follows a finished video, whoever made it: the server measures it.
+
+    Once the render is over, ``dispatched_at`` records when the measurement went to the broker
+    (generation_succeed clears it): a succeeded generation with none, or one sent long ago and
+    never started, is measured by the reconciler's dispatch.
+    """
     from generation.tasks import metrics_compute_task
 
-    send_on_commit(metrics_compute_task, generation_id)
+    def sent() -> None:
+        Generation.objects.filter(pk=generation_id, status=G.SUCCEEDED).update(
+            dispatched_at=timezone.now()
+        )
+
+    send_on_commit(metrics_compute_task, generation_id, on_sent=sent)
 
 
-def generation_fail(*, generation_id: Any, error: str) -> Generation:
+def generation_fail(
+    *, generation_id: Any, error: str, held: QuerySet[Generation] | None = None
+) -> Generation:
     """Fail a generation that has not finished yet, with the reason (kept to 5,000 chars).
 
-    Whatever files an attempt left for it (a partial render, a stored upload whose lease was
-    lost) are removed: a failed generation keeps no media.
+    With ``held`` (the generation on the caller's lease) only while the caller still holds it:
+    a runner whose lease was taken over must not fail the new holder's run. Whatever files an
+    attempt left for it (a partial render, a stored upload whose lease was lost) are removed:
+    a failed generation keeps no media.
     """
-    failed = Generation.objects.filter(pk=generation_id, status__in=[G.QUEUED, G.RUNNING]).update(
+    rows = held if held is not None else Generation.objects.filter(pk=generation_id)
+    failed = rows.filter(status__in=[G.QUEUED, G.RUNNING]).update(
         status=G.FAILED,
         error=error[:5000],
         finished_at=timezone.now(),

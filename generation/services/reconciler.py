@@ -9,10 +9,13 @@ Each pass, idempotent and safe beside the workers:
   process, a dead worker host): queued again and dispatched, or failed with the reason once
   GENERATION_MAX_ATTEMPTS runs are spent; remote jobs whose leases ran out on their last
   attempt fail likewise (the others are simply claimable again);
-- **measure** finished videos whose metrics task was lost or whose metrics worker died (a
-  running measurement with a stale heartbeat);
-- **sweep** litter: partial renders (``.part``), uploads a killed web worker left in
-  FILE_UPLOAD_TEMP_DIR, and media files of generations that failed or no longer exist.
+- **measure** finished videos whose metrics worker died (a running measurement with a stale
+  heartbeat: failed with the stale reason and sent again at once while attempts remain) or
+  whose metrics task never reached the broker or was lost (the succeeded row's
+  ``dispatched_at``, which records when the measurement was sent, is empty or old);
+- **sweep** litter: partial renders (``.part``) of generations no live run holds, uploads a
+  killed web worker left in FILE_UPLOAD_TEMP_DIR, and media files of generations that failed or
+  no longer exist — each only once older than LITTER_MAX_AGE_SECONDS.
 
 Duplicate deliveries are harmless: every task takes its row with a conditional UPDATE.
 """
@@ -37,7 +40,7 @@ from generation.models import Generation, MetricsRun
 from generation.services.claims import server_generations
 from generation.services.leases import jobs_fail_exhausted
 from generation.services.metrics import STALE_REASON, stale_before
-from generation.services.outcomes import generation_fail
+from generation.services.rendering import mark_dispatched, stalled_render_fail
 
 logger = logging.getLogger(__name__)
 G = Generation.Status
@@ -67,10 +70,18 @@ def reconcile() -> dict[str, int]:
 def _send_render(generation_id: str) -> bool:
     from generation.tasks import generation_run_task
 
-    def sent() -> None:
-        Generation.objects.filter(pk=generation_id).update(dispatched_at=timezone.now())
+    return send(generation_run_task, generation_id, on_sent=lambda: mark_dispatched(generation_id))
 
-    return send(generation_run_task, generation_id, on_sent=sent)
+
+def _send_measure(generation_id: str) -> bool:
+    from generation.tasks import metrics_compute_task
+
+    def sent() -> None:
+        Generation.objects.filter(pk=generation_id, status=G.SUCCEEDED).update(
+            dispatched_at=timezone.now()
+        )
+
+    return send(metrics_compute_task, generation_id, on_sent=sent)
 
 
 def _dispatch_waiting(now: Any) -> int:
@@ -93,12 +104,7 @@ def _take_back_stalled(now: Any) -> tuple[int, int]:
     taken, failed = 0, 0
     for generation in stalled.order_by("lease_expires_at")[:BATCH]:
         if generation.attempts >= settings.GENERATION_MAX_ATTEMPTS:
-            generation_fail(
-                generation_id=generation.pk,
-                error=f"the render stopped heartbeating on all {generation.attempts} attempts "
-                "(its worker died or was killed)",
-            )
-            failed += 1
+            failed += int(stalled_render_fail(generation=generation))
             continue
         # Conditional: a holder that renewed its lease a moment ago keeps it.
         if not Generation.objects.filter(
@@ -126,14 +132,32 @@ def _measure_unmeasured(now: Any) -> int:
     import videometrics
 
     version = videometrics.METRICS_VERSION
-    runs = MetricsRun.objects.filter(generation=OuterRef("pk"), version=version)
-    # A measurement whose worker died is failed with the stale reason, so it counts as an
-    # attempt; a video that could not be decoded is never measured again.
-    MetricsRun.objects.filter(
+    sent = 0
+    # A measurement whose worker died is failed with the stale reason (it counts as an attempt)
+    # and sent again at once while attempts remain; one conditional UPDATE per run, so two
+    # reconcilers never both resend it.
+    stale = MetricsRun.objects.filter(
         status=MetricsRun.Status.RUNNING, version=version, heartbeat_at__lt=stale_before()
-    ).update(status=MetricsRun.Status.FAILED, error=STALE_REASON, finished_at=now)
+    )
+    for run in stale.order_by("heartbeat_at")[:BATCH]:
+        if not MetricsRun.objects.filter(
+            pk=run.pk, status=MetricsRun.Status.RUNNING, heartbeat_at=run.heartbeat_at
+        ).update(status=MetricsRun.Status.FAILED, error=STALE_REASON, finished_at=now):
+            continue
+        spent = MetricsRun.objects.filter(generation_id=run.generation_id, version=version)
+        if spent.count() < settings.GENERATION_MAX_ATTEMPTS:
+            if not _send_measure(str(run.generation_id)):
+                break  # the broker is down: the rule below sends it once it is back
+            sent += 1
+    # Finished videos never measured: the task never reached the broker, or it was lost. A
+    # video that could not be decoded is never measured again.
+    runs = MetricsRun.objects.filter(generation=OuterRef("pk"), version=version)
     unmeasured = (
-        Generation.objects.filter(status=G.SUCCEEDED, finished_at__lt=now - timedelta(seconds=60))
+        Generation.objects.filter(
+            Q(dispatched_at__isnull=True, finished_at__lt=now - DISPATCH_GRACE)
+            | Q(dispatched_at__lt=now - timedelta(seconds=settings.GENERATION_REDISPATCH_SECONDS)),
+            status=G.SUCCEEDED,
+        )
         .exclude(video="")
         .annotate(runs=Count("metrics_runs", filter=Q(metrics_runs__version=version)))
         .filter(
@@ -143,11 +167,8 @@ def _measure_unmeasured(now: Any) -> int:
             runs__lt=settings.GENERATION_MAX_ATTEMPTS,
         )
     )
-    from generation.tasks import metrics_compute_task
-
-    sent = 0
     for generation_id in unmeasured.order_by("finished_at").values_list("pk", flat=True)[:BATCH]:
-        if not send(metrics_compute_task, str(generation_id)):
+        if not _send_measure(str(generation_id)):
             break
         sent += 1
     return sent
@@ -158,6 +179,13 @@ def _older_than(path: Path, seconds: float) -> bool:
         return time.time() - path.stat().st_mtime > seconds
     except FileNotFoundError:
         return False
+
+
+def _generation_id_of(name: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(name.split(".")[0])
+    except ValueError:
+        return None
 
 
 def _sweep_litter() -> int:
@@ -175,19 +203,33 @@ def _sweep_litter() -> int:
     folder = Path(storage.path(FOLDER))
     if not folder.is_dir():
         return swept
+    # A partial render named .<id>.<ext>.<hex>.part: left by a render that died, unless a live
+    # run of that generation still writes it (a long render's poster waits for the end).
+    parts: dict[uuid.UUID | None, list[Path]] = {}
     for part in folder.glob(".*.part"):
-        if _older_than(part, age):
-            part.unlink(missing_ok=True)
-            swept += 1
+        parts.setdefault(_generation_id_of(part.name[1:]), []).append(part)
+    rendering = set(
+        Generation.objects.filter(
+            pk__in=[i for i in parts if i is not None],
+            status=G.RUNNING,
+            lease_expires_at__gte=timezone.now(),
+        ).values_list("pk", flat=True)
+    )
+    for generation_id, paths in parts.items():
+        if generation_id in rendering:
+            continue
+        for part in paths:
+            if _older_than(part, age):
+                part.unlink(missing_ok=True)
+                swept += 1
     # Media of generations that failed (or were deleted) since the files were written.
     by_id: dict[uuid.UUID, list[Path]] = {}
     for path in folder.iterdir():
         if path.name.startswith(".") or not path.is_file():
             continue
-        try:
-            by_id.setdefault(uuid.UUID(path.name.split(".")[0]), []).append(path)
-        except ValueError:
-            continue  # not a generation's file: not ours to remove
+        generation_id = _generation_id_of(path.name)
+        if generation_id is not None:  # else not a generation's file: not ours to remove
+            by_id.setdefault(generation_id, []).append(path)
     ids = list(by_id)
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from feedbackloop.dispatch import send_on_commit
 from feedbackloop.errors import NotFound
-from generation.media import poster_name, video_name
+from generation.media import poster_name, remove_files, video_name
 from generation.models import Generation
 from generation.resources import ResourceMeter
 from generation.services.claims import generation_take, server_generations
@@ -45,10 +45,17 @@ def generation_enqueue(*, generation: Generation) -> None:
 
     generation_id = str(generation.id)
 
-    def sent() -> None:
-        Generation.objects.filter(pk=generation_id).update(dispatched_at=timezone.now())
+    send_on_commit(
+        generation_run_task, generation_id, on_sent=lambda: mark_dispatched(generation_id)
+    )
 
-    send_on_commit(generation_run_task, generation_id, on_sent=sent)
+
+def mark_dispatched(generation_id: Any) -> None:
+    """Record that the render task of a queued generation went to the broker (a row that a
+    worker took meanwhile keeps its own state)."""
+    Generation.objects.filter(pk=generation_id, status=G.QUEUED).update(
+        dispatched_at=timezone.now()
+    )
 
 
 def lease_remaining_seconds(generation: Generation) -> float:
@@ -86,20 +93,51 @@ class Heartbeat:
             raise LeaseLost("the generation was taken over after its lease expired")
 
 
+def stalled_render_fail(*, generation: Generation) -> bool:
+    """Fail a server render whose lease ran out on its last allowed attempt, with the reason;
+    False if it changed meanwhile (its holder renewed the lease, or someone else decided)."""
+    failed = generation_fail(
+        generation_id=generation.pk,
+        error=f"the render stopped heartbeating on all {generation.attempts} attempts "
+        "(its worker died or was killed)",
+        held=Generation.objects.filter(
+            pk=generation.pk,
+            status=G.RUNNING,
+            lease_id=generation.lease_id,
+            lease_expires_at__lt=timezone.now(),
+        ),
+    )
+    return failed.status == G.FAILED
+
+
 def generation_run(*, generation_id: str) -> Generation:
     """Render a waiting generation; idempotent.
 
     A generation that is finished, or running under a live lease elsewhere, is returned
-    untouched. A render error fails it with the error text; the video is attached only once
-    complete.
+    untouched; one whose lease ran out on its last allowed attempt is failed with the reason.
+    A render error fails it with the error text; the video is attached only once complete.
+    Files an earlier attempt left (a partial render of a killed process) are removed first.
     """
     if not Generation.objects.filter(pk=generation_id).exists():
         raise NotFound(f"no generation with id {generation_id}")
     generation = generation_take(
-        queryset=server_generations(), generation_id=generation_id, lease=lease_seconds()
+        queryset=server_generations(),
+        generation_id=generation_id,
+        lease=lease_seconds(),
+        max_attempts=settings.GENERATION_MAX_ATTEMPTS,
     )
     if generation is None:
-        return Generation.objects.get(pk=generation_id)
+        current = Generation.objects.get(pk=generation_id)
+        if (
+            current.status == G.RUNNING
+            and lease_remaining_seconds(current) == 0
+            and current.attempts >= settings.GENERATION_MAX_ATTEMPTS
+        ):
+            stalled_render_fail(generation=current)
+            current.refresh_from_db()
+        return current
+    if generation.attempts > 1:
+        remove_files(generation.id)
     heartbeat = Heartbeat(generation)
     video, poster = video_name(generation.id), poster_name(generation.id)
     try:
@@ -116,10 +154,14 @@ def generation_run(*, generation_id: str) -> Generation:
         return Generation.objects.get(pk=generation_id)
     except Exception as exc:  # noqa: BLE001 - any render error is recorded on the row
         logger.exception("generation %s failed", generation.id)
-        return generation_fail(generation_id=generation.id, error=f"{type(exc).__name__}: {exc}")
+        return generation_fail(
+            generation_id=generation.id,
+            error=f"{type(exc).__name__}: {exc}",
+            held=heartbeat.held,
+        )
     usage = meter.usage
     with transaction.atomic():
-        generation_succeed(
+        done = generation_succeed(
             generation_id=generation.id,
             held=heartbeat.held,
             video_name=video,
@@ -129,6 +171,10 @@ def generation_run(*, generation_id: str) -> Generation:
             cpu_seconds=usage.cpu_seconds,
             peak_rss_bytes=usage.peak_rss_bytes,
         )
+    if done:
+        logger.info("generation %s succeeded on attempt %d", generation.id, generation.attempts)
+    else:
+        logger.warning("generation %s: lease lost before it was recorded", generation_id)
     return Generation.objects.get(pk=generation.pk)
 
 
