@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 WIDTH = 640
 CHAR_PX = 6.6  # the average width of a 12px system-ui character, for fitting labels
+LABEL_CHARS = 26  # row labels longer than this are cut
 _ids = count(1)
 
 
@@ -266,12 +267,13 @@ def interval_chart(
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.05 or 1.0
     lo, hi = lo - pad, hi + pad
-    left, right, top, step = 80, WIDTH - 250, 26, 34
+    longest = max(len(r[0][:LABEL_CHARS]) for r in rows)
+    left, right, top, step = max(60, 14 + longest * CHAR_PX), WIDTH - 250, 26, 34
     parts = []
     ref_x = _scale(reference, lo, hi, left, right)
     for index, (label, estimate, low, high, note) in enumerate(rows):
         y = top + index * step + 14
-        parts.append(_text(left - 8, y + 4, label[:12], "end"))
+        parts.append(_text(left - 8, y + 4, label[:LABEL_CHARS], "end"))
         if _finite(low, high):
             x_lo, x_hi = _scale(low, lo, hi, left, right), _scale(high, lo, hi, left, right)
             parts.append(_line(x_lo, y, x_hi, y, PALETTE[0], 'stroke-width="2"'))

@@ -481,6 +481,8 @@ def test_progress_of_running_generations_is_reported_as_json(client):
             "status_label": "running",
             "progress": 0.4,
             "error": "",
+            "worker": "",
+            "heartbeat_at": None,
             "video_url": None,
         }
     ]

@@ -15,7 +15,9 @@ from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
 from generation.models import Generation, WorkerToken
+from improvements.experiments import revision_approve_as_arm
 from improvements.models import AnalysisRun
+from pipelines.services.revisions import revision_create
 from reviews import services as review_services
 from reviews.models import Review, ReviewerExclusion
 from tests.browser.conftest import PASSWORD, log_in, wait_for
@@ -318,15 +320,23 @@ def test_admin_journey(size, open_context, checks_for, live_server, settings, ac
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_approver_journey(size, open_context, checks_for, live_server, builtin_pipeline):
+def test_approver_journey(size, open_context, checks_for, live_server, active_revision):
     checks = checks_for(size)
     perms = ("view_review", "view_generation")
     _staff("vera", superuser=False, perms=perms)
     now = timezone.now()
+    pipeline = active_revision.pipeline
     for days, shift in ((3, -0.3), (2, -0.1), (1, 0.0)):
         AnalysisRun.objects.create(
-            pipeline=builtin_pipeline, snapshot=snapshot(now - timedelta(days=days), shift)
+            pipeline=pipeline, snapshot=snapshot(now - timedelta(days=days), shift)
         )
+    proposal = revision_create(
+        pipeline=pipeline, params={**active_revision.params, "crf": 20}, parent=active_revision
+    )
+    arm = revision_approve_as_arm(revision=proposal)
+    arm.result = {**arm.result, "estimate": 0.3, "lower": -0.2, "upper": 0.8,
+                  "n_candidate": 20, "n_control": 80}  # fmt: skip
+    arm.save(update_fields=["result"])
     candidate = video_generation("A briefing on grid batteries", seconds=2.0)
     base = live_server.url
     context, page, errors = open_context(size)
@@ -343,6 +353,8 @@ def test_approver_journey(size, open_context, checks_for, live_server, builtin_p
     heat = page.locator("section.chart", has_text="Spearman")
     assert "not enough paired data" in heat.inner_text()
     assert "Review queue" in page.inner_text("header")
+    experiment = page.locator(".experiment-summary").inner_text()
+    assert f"r{proposal.number}" in experiment and "challenger" in experiment
     # Headers of the correlation chart are drawn inside it, not cut off at its edge.
     clipped = page.evaluate(
         """() => [...document.querySelectorAll('svg.chart-svg')].flatMap(svg => {
