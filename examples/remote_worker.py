@@ -1,18 +1,25 @@
 """A remote generator worker: drain a feedbackloop site's job queue over the REST API.
 
-It uses the built-in renderer as its "model", so it runs anywhere; a real GPU worker swaps
-``render`` for its own model and keeps the loop. Make a token on the site, then:
+It uses the built-in renderer (``pipelines/builtin/renderer.py``) as its "model", so it runs
+anywhere; a real GPU worker swaps ``render_video`` for its own model and keeps the loop
+(``examples/diffusers_worker.py`` does that for a diffusers model). The API calls go through the
+client package (``clients/python``, needs only requests); the renderer and the resource meter
+are the project's own code, so unlike a GPU worker this one imports the project and needs it
+installed with its dependencies (Django comes along through the package, OpenCV and PyAV through
+the renderer), though it touches no database: it talks to the site only over the API. Make a
+token on the site, then:
 
-    python manage.py create_worker_token my-worker          # prints the key once
+    python manage.py create_worker_token my-worker --pipelines builtin   # prints the key once
     .venv/bin/python examples/remote_worker.py --url http://127.0.0.1:8000 --token flw_…
 
-Options: --max-jobs N (stop after N jobs), --idle-exit SECONDS (stop after that long with an
-empty queue), --poll SECONDS, --lease-seconds SECONDS. The token can also come from the
-FEEDBACKLOOP_TOKEN environment variable. Ctrl-C puts the current job back in the queue.
+Options: --pipeline SLUG (default builtin; only jobs of that pipeline are claimed), --max-jobs N
+(stop after N jobs), --idle-exit SECONDS (stop after that long with an empty queue), --poll
+SECONDS, --lease-seconds SECONDS. The token can also come from the FEEDBACKLOOP_TOKEN
+environment variable. Ctrl-C puts the current job back in the queue.
 
-The loop: read the configuration (ETag-cached), claim a job, render it while a thread keeps
-the lease alive with heartbeats, upload the video with its poster and script, post the
-worker's own metrics; a render error fails the job with the error text.
+The loop: read the pipeline's configuration (ETag-cached), claim a job, render it while a
+thread keeps the lease alive with heartbeats and progress, upload the video with its poster and
+script, post the worker's own metrics; a render error fails the job with the error text.
 """
 
 from __future__ import annotations
@@ -22,59 +29,23 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from feedbackloop.client import ApiError, FeedbackLoopClient, Job  # noqa: E402
-from generation.renderer import render_video  # noqa: E402
+from feedbackloop_client import (  # noqa: E402
+    ApiError,
+    FeedbackLoopClient,
+    Job,
+    LeaseKeeper,
+    LeaseLost,
+)
+
 from generation.resources import ResourceMeter  # noqa: E402
+from pipelines.builtin.renderer import render_video  # noqa: E402
 
 log = logging.getLogger("remote_worker")
-
-
-class LeaseLost(Exception):
-    """The lease ran out or was taken over: stop rendering, someone else has the job."""
-
-
-class Heartbeat:
-    """Keeps a job's lease alive from a thread; notices when it is lost."""
-
-    def __init__(self, client: FeedbackLoopClient, job: Job, lease_seconds: int) -> None:
-        self.client = client
-        self.job = job
-        self.interval = max(2.0, lease_seconds / 3)
-        self.lease_seconds = lease_seconds
-        self.progress = 0.0
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.id}", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.client.heartbeat(self.job, self.progress, self.lease_seconds)
-            except ApiError as exc:
-                if exc.status == 409 or exc.status == 404:
-                    log.warning("job %s: lease lost (%s)", self.job.id, exc.message)
-                    self.lost.set()
-                    return
-                log.warning("job %s: heartbeat failed: %s", self.job.id, exc)
-
-    def on_progress(self, fraction: float) -> None:
-        self.progress = fraction
-        if self.lost.is_set():
-            raise LeaseLost(self.job.id)
 
 
 def run_job(client: FeedbackLoopClient, job: Job, lease_seconds: int, workdir: Path) -> str:
@@ -82,31 +53,31 @@ def run_job(client: FeedbackLoopClient, job: Job, lease_seconds: int, workdir: P
     log.info("job %s (r%s): %s", job.id, job.revision, job.prompt[:60])
     video_path, poster_path = workdir / f"{job.id}.mp4", workdir / f"{job.id}.jpg"
     try:
-        with Heartbeat(client, job, lease_seconds) as heartbeat, ResourceMeter() as meter:
+        with LeaseKeeper(client, job, lease_seconds) as lease, ResourceMeter() as meter:
             result = render_video(
                 prompt=job.prompt,
                 params=job.params,
                 output_path=video_path,
                 poster_path=poster_path,
-                progress=heartbeat.on_progress,
+                progress=lease.report,
             )
-        if heartbeat.lost.is_set():
-            raise LeaseLost(job.id)
+        lease.check()
     except LeaseLost:
         log.warning("job %s: dropped, the lease was lost", job.id)
         return "lost"
     except KeyboardInterrupt:
-        client.fail_job(job, "worker stopped", requeue=True)
+        client.fail(job.id, job.lease_id, "worker stopped", requeue=True)
         raise
     except Exception as exc:  # noqa: BLE001 - any render error is reported on the job
         log.exception("job %s: render failed", job.id)
-        client.fail_job(job, f"{type(exc).__name__}: {exc}")
+        client.fail(job.id, job.lease_id, f"{type(exc).__name__}: {exc}")
         return "failed"
 
     try:
         usage = meter.usage
-        generation = client.complete_job(
-            job,
+        generation = client.complete(
+            job.id,
+            job.lease_id,
             video_path,
             poster_path,
             result.script.to_dict(),
@@ -140,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("FEEDBACKLOOP_TOKEN"),
         help="worker token (default: $FEEDBACKLOOP_TOKEN)",
     )
+    parser.add_argument(
+        "--pipeline", default="builtin", help="the pipeline whose jobs to take (default: builtin)"
+    )
     parser.add_argument("--max-jobs", type=int, default=0, help="stop after N jobs (0: never)")
     parser.add_argument(
         "--idle-exit",
@@ -160,11 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     revision = None
     with tempfile.TemporaryDirectory(prefix="remote-worker-") as tmp:
         while args.max_jobs <= 0 or done < args.max_jobs:
-            config = client.get_config()
+            config = client.config(args.pipeline)
             if config["revision"] != revision:
                 revision = config["revision"]
-                log.info("configuration: r%s (%s)", revision, config["model_variant"])
-            job = client.claim_job(lease_seconds=args.lease_seconds)
+                log.info(
+                    "configuration: %s r%s (%s)",
+                    config["pipeline"],
+                    revision,
+                    config["params"].get("model_variant", "?"),
+                )
+            job = client.claim(pipelines=[args.pipeline], lease_seconds=args.lease_seconds)
             if job is None:
                 if args.idle_exit and time.monotonic() - idle_since >= args.idle_exit:
                     log.info("no job for %.0f s; stopping", args.idle_exit)

@@ -9,22 +9,16 @@ concurrent creates with one Idempotency-Key (on an SQLite file, as in the embedd
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
+from feedbackloop_client import ApiError, FeedbackLoopClient
 
-from feedbackloop.client import ApiError, FeedbackLoopClient
+from tests.live_site import PYTHON, REVIEWER, ROOT, live_site
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 TINY = {
     "width": 192,
     "height": 108,
@@ -35,89 +29,24 @@ TINY = {
     "model_variant": "draft",
 }
 SETUP = f"""
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from generation.services import revision_ensure_active
-revision_ensure_active(params={TINY!r})
-reviewer = get_user_model().objects.create_user("rita", password="rita-pass-123")
-reviewer.groups.add(Group.objects.get_or_create(name="reviewer")[0])
+from feedbackloop.config import BUILTIN_ENTRY
+from pipelines.builtin.declaration import DECLARATION
+from pipelines.services.registration import pipeline_register
+entry = {{k: v for k, v in BUILTIN_ENTRY.items() if k != "declaration"}}
+pipeline_register(parameters=DECLARATION, registered_by="e2e", initial_params={TINY!r}, **entry)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [PYTHON, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[dict]:
-    folder = tmp_path_factory.mktemp("site")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
-    }
-    env.update(
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
-        FEEDBACKLOOP_VAR_DIR=str(folder / "var"),
-        MEDIA_ROOT=str(folder / "media"),
-        CELERY_TASK_ALWAYS_EAGER="true",
-        METRICS_OCR_ENABLED="false",  # text fidelity by OCR is slow and not what this tests
-        API_THROTTLE_WORKER="6000/min",
-        PYTHONUNBUFFERED="1",
-    )
-    manage(env, "migrate", "--noinput")
-    manage(env, "shell", "-c", SETUP)
-    key = manage(env, "create_worker_token", "e2e-worker").strip()
-    port = free_port()
-    log = open(folder / "server.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [PYTHON, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, (folder / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the site did not start"
-            time.sleep(0.3)
+    with live_site(tmp_path_factory.mktemp("site"), SETUP) as live:
         yield {
-            "url": url,
-            "key": key,
-            "env": env,
-            "media": folder / "media",
-            "log": folder / "server.log",
+            "url": live.url,
+            "key": live.worker_token("e2e-worker", "builtin"),
+            "env": live.env,
+            "media": live.media,
+            "log": live.log,
         }
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def run_worker(site: dict, *args: str) -> subprocess.Popen:
@@ -149,7 +78,7 @@ def test_remote_workers_drain_the_queue_and_everything_arrives(site):
         "Water savings explainer. Short showers. Fix leaks.",
         "Budget overview. Schools first. Roads second.",
     ]
-    queued = [api.create_generation(p)["id"] for p in prompts]
+    queued = [api.queue_generation(p, pipeline="builtin")["id"] for p in prompts]
 
     counted = run_worker(site, "--max-jobs", "2")
     idler = run_worker(site, "--idle-exit", "5")
@@ -159,12 +88,12 @@ def test_remote_workers_drain_the_queue_and_everything_arrives(site):
         outputs.append(out)
         assert worker.returncode == 0, out[-3000:]
     assert "2 job(s) done" in outputs[0]
-    assert "configuration: r1 (draft)" in outputs[0]
+    assert "configuration: builtin r1 (draft)" in outputs[0]
 
-    finished = api.list_generations(status="succeeded", backend="remote")
+    finished = api.generations(status="succeeded", backend="remote", pipeline="builtin")
     assert sorted(g["id"] for g in finished["results"]) == sorted(queued), outputs
     for generation_id in queued:
-        generation = api.get_generation(generation_id)
+        generation = api.generation(generation_id)
         assert generation["attempts"] == 1  # nobody took a job someone else held
         assert generation["claimed_by"] == "e2e-worker"
         assert generation["codec"] == "h264" and generation["width"] == 192
@@ -177,7 +106,7 @@ def test_remote_workers_drain_the_queue_and_everything_arrives(site):
         assert len(server_metrics) > 5, "the server measured the upload"
         assert set(generation["metrics"]["worker"]) == {"render_seconds", "render_fps", "frames"}
 
-    reviewer = FeedbackLoopClient(site["url"], username="rita", password="rita-pass-123")
+    reviewer = FeedbackLoopClient(site["url"], username=REVIEWER[0], password=REVIEWER[1])
     for rating, generation_id in enumerate(queued, start=2):
         review_id = reviewer.record_human_feedback(
             generation_id, {"visual_quality": rating, "overall_satisfaction": 4}, "seen"
@@ -191,7 +120,7 @@ def test_remote_workers_drain_the_queue_and_everything_arrives(site):
     with pytest.raises(ApiError) as refused:
         api.record_human_feedback(queued[0], {"visual_quality": 1})
     assert refused.value.status == 403
-    assert api.get_improvements()[0]["number"] == 1
+    assert api.get_improvement_log()[0]["number"] == 1
 
 
 def test_concurrent_creates_with_one_key_make_one_generation(site):
@@ -217,5 +146,5 @@ def test_concurrent_creates_with_one_key_make_one_generation(site):
         thread.join()
     assert sorted(statuses) == [200] * 7 + [201], site["log"].read_text()[-3000:]
     assert len(ids) == 1
-    matching = FeedbackLoopClient(site["url"], token=site["key"]).list_generations(q="Exactly once")
+    matching = FeedbackLoopClient(site["url"], token=site["key"]).generations(q="Exactly once")
     assert matching["count"] == 1
