@@ -15,6 +15,7 @@ from django.utils.safestring import mark_safe
 from feedbackloop.errors import DomainError
 from improvements import experiments
 from improvements.models import (
+    ActionReceipt,
     AnalysisRun,
     Experiment,
     ExperimentArm,
@@ -424,6 +425,22 @@ class ExperimentDecisionAdmin(admin.ModelAdmin):
     )
     list_filter = ("kind",)
     readonly_fields = [f.name for f in ExperimentDecision._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ActionReceipt)
+class ActionReceiptAdmin(admin.ModelAdmin):
+    """The first answers of admin actions sent with an Idempotency-Key (read only)."""
+
+    list_display = ("created_at", "action", "target", "status_code", "actor", "key")
+    list_filter = ("action",)
+    search_fields = ("key", "target")
+    readonly_fields = [f.name for f in ActionReceipt._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
@@ -17,8 +18,9 @@ from feedbackloop.errors import NotFound
 from feedbackloop.roles import ADMIN, REVIEWER, WORKER, acting_user, allow
 from improvements import experiments
 from improvements.models import Experiment
+from improvements.receipts import IDEMPOTENCY_KEY, idempotent
 from improvements.services import improvement_log
-from pipelines.models import APPROVE_PERMISSION, ConfigRevision
+from pipelines.models import APPROVE_PERMISSION, ConfigRevision, Pipeline
 from pipelines.selectors import pipeline_or_default, revision_get
 from pipelines.services.revisions import revision_reject, revision_rollback_to
 
@@ -89,6 +91,10 @@ class CanApprove(BasePermission):
 
 def revision_or_404(number: str, slug: str | None) -> ConfigRevision:
     return revision_get(pipeline=pipeline_or_default(slug), number=number)
+
+
+def target_of(revision: ConfigRevision) -> str:
+    return f"{revision.pipeline.slug}/r{revision.number}"
 
 
 def revision_data(revision: ConfigRevision) -> dict[str, Any]:
@@ -217,18 +223,28 @@ class RevisionApproveApi(APIView):
     @extend_schema(
         operation_id="revision_approve",
         summary="Approve a proposed revision: it joins its pipeline's experiment as an arm",
-        description="`/api/v1/revisions/{number}/approve/` is the default pipeline's.",
+        description="`/api/v1/revisions/{number}/approve/` is the default pipeline's. With an "
+        "Idempotency-Key a repeat returns the first answer and changes nothing.",
+        parameters=[IDEMPOTENCY_KEY],
         request=ApproveSerializer,
         responses={201: ExperimentSerializer, **errors(400, 404, 409)},
     )
     def post(self, request: Request, number: str, slug: str | None = None) -> Response:
         revision = revision_or_404(number, slug)
-        body = ApproveSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        arm = experiments.revision_approve_as_arm(
-            revision=revision, actor=acting_user(request), share=body.validated_data.get("share")
+
+        def approve() -> Response:
+            body = ApproveSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            arm = experiments.revision_approve_as_arm(
+                revision=revision,
+                actor=acting_user(request),
+                share=body.validated_data.get("share"),
+            )
+            return Response(experiment_data(arm.experiment), status=status.HTTP_201_CREATED)
+
+        return idempotent(
+            request, action="revision.approve", target=target_of(revision), perform=approve
         )
-        return Response(experiment_data(arm.experiment), status=status.HTTP_201_CREATED)
 
 
 class RevisionRejectApi(APIView):
@@ -238,19 +254,28 @@ class RevisionRejectApi(APIView):
     @extend_schema(
         operation_id="revision_reject",
         summary="Reject a proposed or approved revision",
+        description="With an Idempotency-Key a repeat returns the first answer (rejecting again "
+        "without one is 409).",
+        parameters=[IDEMPOTENCY_KEY],
         request=NoteSerializer,
         responses={200: RevisionOutSerializer, **errors(400, 404, 409)},
     )
     def post(self, request: Request, number: str, slug: str | None = None) -> Response:
         revision = revision_or_404(number, slug)
-        body = NoteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        revision = revision_reject(
-            revision=revision,
-            actor=acting_user(request),
-            note=body.validated_data["note"] or "rejected over the API",
+
+        def reject() -> Response:
+            body = NoteSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            rejected = revision_reject(
+                revision=revision,
+                actor=acting_user(request),
+                note=body.validated_data["note"] or "rejected over the API",
+            )
+            return Response(revision_data(rejected))
+
+        return idempotent(
+            request, action="revision.reject", target=target_of(revision), perform=reject
         )
-        return Response(revision_data(revision))
 
 
 class RevisionRollbackApi(APIView):
@@ -264,18 +289,32 @@ class RevisionRollbackApi(APIView):
             "Creates a new revision (source rollback) with this revision's parameters and makes it "
             "active at once; running arms are dropped. History is not rewritten. Rolling back to "
             "the active revision itself only drops the running arms (200). Repeating the same "
-            "rollback while its result is active changes nothing and answers 200 with it."
+            "rollback while its result is active changes nothing and answers 200 with it; with "
+            "an Idempotency-Key a repeat returns the first answer itself (201 if it created)."
         ),
+        parameters=[IDEMPOTENCY_KEY],
         request=None,
         responses={201: RevisionOutSerializer, 200: RevisionOutSerializer, **errors(404, 409)},
     )
     def post(self, request: Request, number: str, slug: str | None = None) -> Response:
         target = revision_or_404(number, slug)
-        before = ConfigRevision.objects.filter(pipeline=target.pipeline).count()
-        revision = revision_rollback_to(target=target, actor=acting_user(request))
-        created = ConfigRevision.objects.filter(pipeline=target.pipeline).count() > before
-        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(revision_data(revision), status=code)
+
+        def rollback() -> Response:
+            with transaction.atomic():
+                # The service's own lock, taken first: whether this call created the revision
+                # is then counted while no concurrent rollback can create one.
+                Pipeline.objects.select_for_update().get(pk=target.pipeline_id)
+                before = ConfigRevision.objects.filter(pipeline_id=target.pipeline_id).count()
+                revision = revision_rollback_to(target=target, actor=acting_user(request))
+                created = (
+                    ConfigRevision.objects.filter(pipeline_id=target.pipeline_id).count() > before
+                )
+            code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            return Response(revision_data(revision), status=code)
+
+        return idempotent(
+            request, action="revision.rollback", target=target_of(target), perform=rollback
+        )
 
 
 class BatchApproveSerializer(serializers.Serializer):
@@ -300,21 +339,29 @@ class ProposalsApproveApi(APIView):
         operation_id="proposals_approve_batch",
         summary="Approve a batch of proposals: each opens as an arm of the pipeline's experiment",
         description="Each proposal is tried on its own: one that cannot open (not proposed any "
-        "more, no share left) is listed under `refused` with the reason, the rest open.",
+        "more, no share left) is listed under `refused` with the reason, the rest open. With an "
+        "Idempotency-Key a repeat returns the first answer and changes nothing.",
+        parameters=[IDEMPOTENCY_KEY],
         request=BatchApproveSerializer,
-        responses={200: BatchApprovedSerializer, **errors(400, 404)},
+        responses={200: BatchApprovedSerializer, **errors(400, 404, 409)},
     )
     def post(self, request: Request, slug: str) -> Response:
-        body = BatchApproveSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
         pipeline = pipeline_or_default(slug)
-        revisions = [
-            revision_get(pipeline=pipeline, number=n) for n in body.validated_data["revisions"]
-        ]
-        opened, refused = experiments.revisions_approve_as_arms(
-            revisions=revisions, actor=acting_user(request)
+
+        def approve() -> Response:
+            body = BatchApproveSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            revisions = [
+                revision_get(pipeline=pipeline, number=n) for n in body.validated_data["revisions"]
+            ]
+            opened, refused = experiments.revisions_approve_as_arms(
+                revisions=revisions, actor=acting_user(request)
+            )
+            return Response({"opened": [a.revision.number for a in opened], "refused": refused})
+
+        return idempotent(
+            request, action="proposals.approve", target=pipeline.slug, perform=approve
         )
-        return Response({"opened": [a.revision.number for a in opened], "refused": refused})
 
 
 class ExperimentCurrentApi(APIView):

@@ -220,3 +220,35 @@ class ExperimentDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.n_candidate}/{self.n_control})"
+
+
+class ActionReceipt(models.Model):
+    """The first answer to an admin action (approve, reject, roll back) sent with an
+    Idempotency-Key: a repeat with the same key gets this answer again and changes nothing.
+
+    Only successful answers are kept; the key is claimed (the row inserted) in the action's own
+    transaction, so two requests with one key never both act.
+    """
+
+    key = models.CharField(max_length=128, unique=True)
+    action = models.CharField(max_length=64, help_text="e.g. revision.rollback")
+    target = models.CharField(max_length=200, help_text="e.g. builtin/r9")
+    request_digest = models.CharField(
+        max_length=64, help_text="SHA-256 of the request body: the same key must come with it"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target} ({self.key})"
