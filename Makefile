@@ -6,12 +6,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run setup test lint example worker beat web clean
+.PHONY: run setup test test-diffusers lint example worker beat web clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e clients/python
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -32,11 +33,21 @@ $(AXE): tests/browser/package.json tests/browser/package-lock.json
 	fi
 
 test: $(STAMP) $(AXE)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not diffusers"
+
+# The diffusers worker's end-to-end test needs the diffusers extra (torch CPU build, diffusers).
+DIFFUSERS_STAMP := $(VENV)/.installed-diffusers
+$(DIFFUSERS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,diffusers]"
+	touch $@
+
+test-diffusers: $(DIFFUSERS_STAMP)
+	$(PY) -m pytest -m diffusers tests/diffusers
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 example: $(STAMP)
 	$(PY) manage.py migrate --noinput

@@ -18,6 +18,7 @@ The policy knows no parameter name of any pipeline: it reads the pipeline's decl
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.db import transaction
@@ -26,9 +27,8 @@ from django.db.models import Max
 from feedbackloop.config import ImprovementCriteria
 from feedbackloop.schedules import periodic_task_ensure
 from improvements import experiments
-from improvements.analysis import analysis_compute
 from improvements.models import AnalysisRun, ExperimentArm, ExperimentDecision
-from improvements.policy_inputs import experiment_state_for, observations_for
+from improvements.signals import proposal_created
 from pipelines.models import ConfigRevision, Pipeline
 from pipelines.selectors import revision_active, schema_current
 from pipelines.services.revisions import revision_create
@@ -37,6 +37,19 @@ from reviews.models import Rating
 logger = logging.getLogger(__name__)
 S = ConfigRevision.Status
 KIND = {"promote": "promote", "drop": "drop", "continue": "continue"}
+
+
+def json_ready(value: Any) -> Any:
+    """A copy safe for a JSON column: numpy scalars as Python numbers, NaN and inf as null."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _new_ratings(pipeline: Pipeline, since: int) -> tuple[int, int]:
@@ -69,6 +82,10 @@ def improvement_check(
     Nothing happens below the feedback threshold: the count is of the pipeline's ratings newer
     than its previous analysis, so the same feedback never drives two steps.
     """
+    # The numerics are imported here, not at the top: the site's URLconf imports this module,
+    # and web and metrics workers should not load scipy and scikit-learn for nothing.
+    from improvements.analysis import analysis_compute
+
     last = AnalysisRun.objects.filter(pipeline=pipeline).order_by("-id").first()
     new_ratings, newest = _new_ratings(pipeline, last.last_rating_id if last else 0)
     if new_ratings < min_feedback:
@@ -112,12 +129,13 @@ def improvement_check(
 
 
 def _plan(pipeline: Pipeline, active: ConfigRevision, criteria: ImprovementCriteria, seed: int):
-    from improvements.search.policy import ImproverPolicy, PolicySettings
+    from improvements.policy_inputs import experiment_state_for, observations_for
+    from improvements.search import ImproverPolicy, ParameterSpace, Settings
 
-    space = schema_current(pipeline=pipeline).parameters
+    space = ParameterSpace.from_schema(schema_current(pipeline=pipeline).parameters)
     policy = ImproverPolicy(
         space,
-        PolicySettings(
+        Settings(
             alpha=criteria.alpha,
             min_effect=criteria.min_effect,
             max_failure_rate_increase=criteria.guardrails.max_failure_rate,
@@ -155,7 +173,7 @@ def _apply(
                 upper=d.effect.high if d.effect else None,
                 n_candidate=d.n_arm,
                 n_control=d.n_control,
-                numbers={"outcome": d.outcome, **dict(d.numbers)},
+                numbers=json_ready({"outcome": d.outcome, **dict(d.numbers)}),
             )
             for d in plan.decisions
         ]
@@ -179,17 +197,19 @@ def _apply(
                 parent=active,
                 source=ConfigRevision.Source.IMPROVER,
                 rationale=new.rationale,
-                evidence={
-                    **dict(new.evidence),
-                    "changes": {k: list(v) for k, v in new.changes.items()},
-                    "arm": {
-                        "role": new.role,
-                        "alpha": new.alpha,
-                        "mixture": new.mixture,
-                        "predicted": new.predicted.as_dict(),
-                    },
-                },
-                predicted_impact=new.predicted.as_dict(),
+                evidence=json_ready(
+                    {
+                        **dict(new.evidence),
+                        "changes": {k: list(v) for k, v in new.changes.items()},
+                        "arm": {
+                            "role": new.role,
+                            "alpha": new.alpha,
+                            "mixture": new.mixture,
+                            "predicted": new.predicted.as_dict(),
+                        },
+                    }
+                ),
+                predicted_impact=json_ready(new.predicted.as_dict()),
                 created_by=actor,
             )
             changed.append(revision)
@@ -202,16 +222,25 @@ def _apply(
                     criteria=criteria,
                 )
                 opened_keys[new.key] = arm.revision_id
+                revision.refresh_from_db()
+            proposal_created.send(sender=ConfigRevision, revision=revision)
     _apply_traffic(pipeline, plan, opened_keys)
-    run.snapshot["plan"] = {
-        "notes": list(plan.notes),
-        "model": dict(plan.model),
-        "decisions": [
-            {"revision": d.revision, "action": d.action, "outcome": d.outcome, "reason": d.reason}
-            for d in plan.decisions
-        ],
-        "opened": [new.key for new in plan.open],
-    }
+    run.snapshot["plan"] = json_ready(
+        {
+            "notes": list(plan.notes),
+            "model": dict(plan.model),
+            "decisions": [
+                {
+                    "revision": d.revision,
+                    "action": d.action,
+                    "outcome": d.outcome,
+                    "reason": d.reason,
+                }
+                for d in plan.decisions
+            ],
+            "opened": [new.key for new in plan.open],
+        }
+    )
     return changed
 
 

@@ -1,17 +1,22 @@
-"""Periodic improver work, run by django-celery-beat on queue `improver`."""
+"""Periodic improver work, run by django-celery-beat on queue `improver`.
+
+The analysis and the policy (numpy, scipy, scikit-learn) are imported inside the tasks: every
+worker imports this module at start, and a metrics or generation worker should not load them.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.db import OperationalError
 
-from improvements.criteria import criteria_resolve
 from improvements.models import Experiment
-from improvements.services import improvement_check
 from pipelines.models import Pipeline
 
 
 def _step(pipelines, min_feedback: int | None = None) -> list[str]:
+    from improvements.criteria import criteria_resolve
+    from improvements.services import improvement_check
+
     feedback = criteria_resolve()
     changed = []
     for pipeline in pipelines:

@@ -72,6 +72,7 @@ def revision_create(
         )
     version = schema_current(pipeline=pipeline)
     resolved = params_check(version.parameters, params)
+    last_error: Exception | None = None
     for _attempt in range(5):
         try:
             with transaction.atomic():
@@ -93,9 +94,10 @@ def revision_create(
                 )
                 _record(revision, "", S.PROPOSED, created_by, note or rationale[:500])
                 return revision
-        except IntegrityError:
+        except IntegrityError as exc:
+            last_error = exc
             continue  # two writers took the same number; the unique constraint caught it
-    raise Conflict("could not allocate a revision number; try again")
+    raise Conflict(f"could not allocate a revision number; try again ({last_error})")
 
 
 @transaction.atomic
