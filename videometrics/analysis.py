@@ -16,18 +16,18 @@ from .ocr import TextChecker, normalize_text
 from .scaling import ANALYSIS_SHORT_SIDE, Ladder
 from .scripts import Scene, parse_script
 from .spatial import blockiness, clipped_fraction, colorfulness, noise_sigma, sharpness
-from .temporal import FlowMeter, PairLog, mean_abs_diff, motion_mad, ssim
+from .temporal import REGION_GRID, FlowMeter, PairLog, motion_mad, ssim
 
 METRICS_VERSION = 2
 
 # Sampling (see docs/metrics.md): spatial metrics on every SPATIAL_EVERY-th frame, the
 # diagnostic SSIM and optical flow on every PAIR_EVERY-th consecutive pair (at half the
 # temporal level), everything else on every frame.
-SPATIAL_EVERY = 16
+SPATIAL_EVERY = 24
 # … but at least MIN_SPATIAL_SAMPLES samples when the stream says how many frames it has, so
 # that short clips (a few seconds) still average over enough frames.
 MIN_SPATIAL_SAMPLES = 8
-PAIR_EVERY = 24
+PAIR_EVERY = 48
 # A file whose stream decodes to fewer frames than this share of what it declares is truncated.
 MIN_DECODED_SHARE = 0.9
 
@@ -116,9 +116,12 @@ def analyze_video(
                 small = cv2.resize(t, ladder.diagnostic_size, interpolation=cv2.INTER_AREA)
             if prev_t is not None:
                 sampled = small is not None and prev_small is not None
-                mad = mean_abs_diff(prev_t, t)
+                diff = cv2.absdiff(prev_t, t)
+                mad = cv2.mean(diff)[0]
+                regions = cv2.resize(diff, REGION_GRID, interpolation=cv2.INTER_AREA)
                 pairs.add_pair(
                     mad=mad,
+                    regions=regions,
                     # The same as the MAD unless the brightness moved by half a level or more.
                     motion=mad
                     if abs(mean - prev_mean) < 0.5

@@ -8,7 +8,9 @@ patterns in that series:
 * a **held** frame (a repeat, a freeze, a frame-rate reduction, an uneven cadence) is a *still*
   pair — next to no change while the neighbouring pairs move — and is usually followed by a
   catch-up jump;
-* a **skipped** frame is a lone spike (or dip) against the local motion level;
+* a **skipped** frame is a lone spike (or dip) against the local motion level, unless the
+  spike's change sits in a few regions that changed abruptly (a caption or graphic swapped: a
+  partial cut, left out like a cut);
 * an **out-of-order** (swapped, shuffled) or flashed frame breaks the triangle of distances:
   in smooth motion frames t − 1 and t + 1 differ more than either differs from frame t (two
   steps against one), so when `skip` (the motion_mad of frames t − 1 and t + 1) falls below
@@ -102,13 +104,17 @@ class Cadence:
 
 
 def analyse_cadence(
-    motion_mad: np.ndarray, fps: float | None, skip: np.ndarray | None = None
+    motion_mad: np.ndarray,
+    fps: float | None,
+    skip: np.ndarray | None = None,
+    local: np.ndarray | None = None,
 ) -> Cadence:
     """Classify every consecutive pair (see the module docstring); `fps` sets MAX_HOLD_S.
 
     `skip[i]`, when given, is the motion_mad between the first frame of pair i − 1 and the
-    second of pair i (NaN where unknown). NaN in `motion_mad` marks a break (no pair), which is
-    treated as a cut.
+    second of pair i (NaN where unknown). `local[i]` marks a pair whose change is local new
+    content (temporal.local_change: a caption or graphic swapped): as a spike it is a partial
+    cut, never a skipped frame. NaN in `motion_mad` marks a break (no pair), treated as a cut.
     """
     m = np.asarray(motion_mad, dtype=np.float64)
     n = m.size
@@ -130,6 +136,7 @@ def analyse_cadence(
     high = np.nan_to_num(np.fmax(before, after), nan=0.0)  # the busier side
     spike = ~still & ~breaks & (m > GLITCH_RATIO * high + GLITCH_SLACK)
     big = spike & (m >= CUT_MIN) & (m >= CUT_RATIO * high)
+    partial_cut = spike & (np.asarray(local, dtype=bool) if local is not None else False)
 
     held_pair = np.zeros(n, bool)
     held_weight = 0.0
@@ -157,10 +164,10 @@ def analyse_cadence(
         held_weight += weight * length
         freezes += length >= FREEZE_MIN
 
-    # A cut: a big spike that is not a catch-up, is not followed by held frames (the first
-    # jump of a slideshow whose first hold starts the video) and has no other spike within
-    # ±WINDOW.
-    cut = big & ~catch_up
+    # A cut: a big spike, or a spike of local new content, that is not a catch-up, is not
+    # followed by held frames (the first jump of a slideshow whose first hold starts the video)
+    # and has no other spike within ±WINDOW.
+    cut = (big | partial_cut) & ~catch_up
     cut[:-1] &= ~held_pair[1:]
     for i in np.flatnonzero(cut):
         lo, hi = max(0, i - WINDOW), min(n, i + WINDOW + 1)

@@ -10,6 +10,7 @@ does. Levels are in natural units (σ in pixels or code values, hold length in f
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 
@@ -77,12 +78,18 @@ def freeze(n_frames: int, length: int) -> list[int]:
 
 
 def judder(n_frames: int, ratio: float) -> list[int]:
-    """Uneven cadence: content made at `ratio` × the display rate, each slot showing the latest
-    content frame (sample-and-hold). ratio 1 = none; 0.8 holds every fourth frame; 0.45 gives an
-    irregular mix of single and double holds, as a 24 → 11 fps conversion would."""
+    """Uneven cadence: content made at `ratio` × the display rate, each slot showing the
+    content frame nearest in time (as a frame-rate conversion without interpolation does).
+    The timeline stays aligned — only the cadence breaks: ratio 1 = none; 0.9 repeats one
+    frame in ten and skips one soon after; 0.42 mixes single and double repeats and skips of
+    two or three frames, as 24 → 10 fps content shown at 24 fps does."""
     if ratio >= 1:
         return list(range(n_frames))
-    return [min(n_frames - 1, int(np.floor(i * ratio) / ratio + 1e-9)) for i in range(n_frames)]
+    source = []
+    for i in range(n_frames):
+        content = math.floor(i * ratio + 0.5)  # nearest content frame to display slot i
+        source.append(min(n_frames - 1, math.floor(content / ratio + 0.5)))
+    return source
 
 
 def flicker(frames: Frames, amplitude: float, *, seed: int = 0) -> Frames:

@@ -34,6 +34,35 @@ def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return cv2.norm(a, b, cv2.NORM_L1) / a.size
 
 
+# Where in the frame a pair's difference lies: the temporal-level |difference| averaged over a
+# 4×4 grid of regions.
+REGION_GRID = (4, 4)
+# A change is local (a caption or a graphic replaced, not the whole picture moving on) when
+# regions whose difference jumped to over LOCAL_JUMP × their previous one + LOCAL_SLACK code
+# values carry at least LOCAL_SHARE of the pair's total increase.
+LOCAL_JUMP = 3.0
+LOCAL_SLACK = 2.0
+LOCAL_SHARE = 0.7
+_REGION_COUNT = REGION_GRID[0] * REGION_GRID[1]
+
+
+def local_changes(regions: np.ndarray) -> np.ndarray:
+    """Per pair (rows of `regions`, each the pair's region differences), True when the rise of
+    the difference since the previous pair is concentrated in regions that changed abruptly:
+    new content in part of the frame (a caption swap), not a skipped frame — a skip raises the
+    difference wherever something moves. The first pair, with nothing before it, is False."""
+    r = regions.astype(np.float32)
+    out = np.zeros(len(r), bool)
+    if len(r) < 2:
+        return out
+    prev, cur = r[:-1], r[1:]
+    rise = np.maximum(cur - prev, 0.0)
+    jumped = cur > LOCAL_JUMP * prev + LOCAL_SLACK
+    total = rise.sum(axis=1)
+    out[1:] = (total > 0) & ((rise * jumped).sum(axis=1) >= LOCAL_SHARE * total)
+    return out
+
+
 def motion_mad(prev: np.ndarray, cur: np.ndarray, mean_delta: float) -> float:
     """Mean absolute difference after removing the global brightness change `mean_delta`
     (mean(cur) − mean(prev)), rounded to whole code values: what moved, not what got brighter.
@@ -130,6 +159,8 @@ class PairLog:
         self.mad: list[float] = []
         self.motion: list[float] = []
         self.skip: list[float] = []  # motion_mad(frame t − 2, frame t), NaN where none
+        # Region differences per pair (REGION_GRID, uint8: 16 bytes a pair), NaN row on breaks.
+        self.regions: list[np.ndarray] = []
         self.sampled: list[tuple[int, float, FlowResult]] = []  # (pair index, ssim, flow)
 
     def add_frame(self, mean_luma: float) -> None:
@@ -141,6 +172,7 @@ class PairLog:
         mad: float,
         motion: float,
         skip: float | None,
+        regions: np.ndarray | None = None,
         ssim: float | None,
         flow: FlowResult | None,
     ) -> None:
@@ -149,12 +181,16 @@ class PairLog:
         self.mad.append(mad)
         self.motion.append(motion)
         self.skip.append(math.nan if skip is None else skip)
+        self.regions.append(
+            regions.ravel() if regions is not None else np.zeros(_REGION_COUNT, np.uint8)
+        )
 
     def add_break(self) -> None:
         """No pair across this point (the resolution changed): analysed as a cut."""
         self.mad.append(math.nan)
         self.motion.append(math.nan)
         self.skip.append(math.nan)
+        self.regions.append(np.zeros(_REGION_COUNT, np.uint8))
 
     def results(self, fps: float | None, flow_scale: float) -> dict[str, float | int | None]:
         """Pooled metrics; `flow_scale` converts flow pixels to the 360-px reference scale."""
@@ -162,7 +198,12 @@ class PairLog:
         from .flicker import visible_flicker
 
         motion = np.asarray(self.motion)
-        cadence = analyse_cadence(motion, fps, skip=np.asarray(self.skip))
+        cadence = analyse_cadence(
+            motion,
+            fps,
+            skip=np.asarray(self.skip),
+            local=local_changes(np.stack(self.regions)) if self.regions else None,
+        )
         keep = ~cadence.cut
         mad = np.asarray(self.mad)[keep]
         mad = mad[~np.isnan(mad)]

@@ -25,7 +25,7 @@ from videometrics.spatial import (
     sharpness,
 )
 from videometrics.synthetic import encode_frames, synthetic_frames
-from videometrics.temporal import FlowMeter, mean_abs_diff, motion_mad, ssim
+from videometrics.temporal import FlowMeter, local_changes, mean_abs_diff, motion_mad, ssim
 from videometrics.text_match import missing_characters, normalize_text, substring_distance
 
 RNG = np.random.default_rng(11)
@@ -189,6 +189,21 @@ def test_held_frames_in_barely_moving_content_do_not_count() -> None:
 def test_a_step_in_motion_level_is_not_a_glitch() -> None:
     regime = _cadence([0.3] * 12 + [2.5] * 12 + [0.3] * 12)
     assert regime.glitches == 0 and regime.held == 0 and regime.cuts == 0
+
+
+def test_a_caption_swap_is_local_new_content_but_a_skip_is_not() -> None:
+    moving = np.full(16, 3, np.uint8)  # every region moves by about 3 code values a frame
+    caption = moving.copy()
+    caption[13:15] = 40  # two bottom regions change abruptly
+    skipped = np.full(16, 6, np.uint8)  # a skipped frame: twice the change everywhere
+    assert local_changes(np.stack([moving, caption])).tolist() == [False, True]
+    assert local_changes(np.stack([moving, skipped])).tolist() == [False, False]
+    series = _cadence([3.0] * 15 + [6.0] + [3.0] * 15)
+    assert series.glitches == 1  # without region information the spike is a skip
+    local = np.zeros(31, bool)
+    local[15] = True
+    with_regions = analyse_cadence(np.array([3.0] * 15 + [6.0] + [3.0] * 15), 24.0, local=local)
+    assert with_regions.glitches == 0 and with_regions.cuts == 1
 
 
 def test_motion_mad_ignores_a_global_brightness_step() -> None:
