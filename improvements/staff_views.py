@@ -35,9 +35,10 @@ from reviews import services as review_services
 from reviews.models import Review
 
 SERIES = (
-    ("sharpness", "Sharpness over time", "sharpness (Laplacian variance)", "higher is sharper"),
-    ("flicker", "Flicker over time", "mean-luma change (code values)", "spikes are flashes"),
-    ("motion", "Motion over time", "optical flow (px/frame at 360p)", "camera and object motion"),
+    # key, title, y-axis label (short: it stands beside the chart), what the unit means
+    ("sharpness", "Sharpness over time", "sharpness", "Laplacian variance, higher is sharper"),
+    ("flicker", "Flicker over time", "luma change", "mean-luma change in code values"),
+    ("motion", "Motion over time", "motion (px/frame)", "optical flow at the 360p scale"),
 )
 
 
@@ -56,7 +57,7 @@ def series_charts(series: dict[str, Any]) -> list[charts.Chart]:
             series.get("t", []),
             series.get(key, []),
             title=title,
-            description=f"{y_label} along the video, {note}",
+            description=f"{y_label} along the video ({note})",
             x_label="time in the video (s)",
             y_label=y_label,
             x_max=duration,

@@ -72,6 +72,9 @@ class PageChecks:
         widths = page.evaluate(
             "() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})"
         )
+        # A phone browser zooms out to fit a page that is too wide, so innerWidth grows with it:
+        # the window the context was made with is the width to fit.
+        widths["inner"] = min(widths["inner"], page.viewport_size["width"])
         if not page.evaluate("() => typeof window.axe !== 'undefined'"):
             # Evaluated through the DevTools protocol: no <script> tag, so a CSP cannot block it.
             page.evaluate(self.axe_source + "\n;undefined")
