@@ -1,4 +1,4 @@
-"""Email to the people who approve revisions when the improver proposes one."""
+"""Email to the people who approve revisions when the improver proposes some."""
 
 from __future__ import annotations
 
@@ -18,47 +18,71 @@ def approvers() -> list[str]:
     return sorted({u.email for u in users if u.email})
 
 
-def proposal_email_send(*, revision_id: int) -> int:
-    """Tell each approver about a proposal still waiting for approval; returns emails sent.
+def _batch_of(revision: ConfigRevision) -> list[ConfigRevision]:
+    """The proposals made by the same improver step (its AnalysisRun), in number order; a
+    revision made outside a step is a batch of one."""
+    run = revision.analysis_runs.order_by("-id").first()
+    if run is None:
+        return [revision]
+    return list(run.proposed.select_related("pipeline", "parent").order_by("number"))
 
-    One message per approver, so no one sees the others' addresses. A revision that is no
-    longer proposed (opened at once in library mode, or already decided) sends nothing.
+
+def _describe(revision: ConfigRevision) -> list[str]:
+    link = settings.SITE_URL.rstrip("/") + reverse(
+        "admin:pipelines_configrevision_change", args=[revision.pk]
+    )
+    changes = [
+        f"    {key}: {old!r} → {new!r}" for key, (old, new) in revision.diff_from_parent().items()
+    ]
+    predicted = [f"    {k}: {v}" for k, v in (revision.predicted_impact or {}).items()]
+    parent = f" (from r{revision.parent.number})" if revision.parent else ""
+    return [
+        f"{revision.pipeline.slug} r{revision.number}{parent}",
+        f"  Why: {revision.rationale or '(no rationale given)'}",
+        "  Changes:",
+        *(changes or ["    (none)"]),
+        *(["  Predicted impact:", *predicted] if predicted else []),
+        f"  Approve or reject: {link}",
+        "",
+    ]
+
+
+def proposal_email_send(*, revision_id: int) -> int:
+    """Tell each approver about the proposals still waiting; returns the emails sent.
+
+    The improver proposes several revisions in one step: the step's first proposal sends one
+    email for all of them (the others' tasks send nothing). One message per approver, so no one
+    sees the others' addresses. Proposals no longer waiting (opened at once in library mode,
+    or already decided) are left out; with none left nothing is sent.
     """
     revision = (
         ConfigRevision.objects.select_related("pipeline", "parent").filter(pk=revision_id).first()
     )
-    if revision is None or revision.status != ConfigRevision.Status.PROPOSED:
+    if revision is None:
         return 0
+    batch = _batch_of(revision)
+    if batch[0].pk != revision.pk:
+        return 0
+    waiting = [r for r in batch if r.status == ConfigRevision.Status.PROPOSED]
     recipients = approvers()
-    if not recipients:
+    if not waiting or not recipients:
         return 0
-    label = f"{revision.pipeline.slug} r{revision.number}"
-    link = settings.SITE_URL.rstrip("/") + reverse(
-        "admin:pipelines_configrevision_change", args=[revision.pk]
-    )
-    changes = "\n".join(
-        f"  {key}: {old!r} → {new!r}" for key, (old, new) in revision.diff_from_parent().items()
-    )
-    predicted = revision.predicted_impact or {}
-    body = "\n".join(
-        [
-            f"The improver proposed {label}"
-            + (f" (from r{revision.parent.number})" if revision.parent else "")
-            + ".",
-            "",
-            "Why:",
-            revision.rationale or "(no rationale given)",
-            "",
-            "Changes:",
-            changes or "  (none)",
-            "",
-            "Predicted impact:",
-            *(f"  {k}: {v}" for k, v in predicted.items()),
-            "",
-            f"Approve or reject it: {link}",
-        ]
-    )
-    subject = f"[feedbackloop] proposal {label} awaits approval"
+    pipeline = waiting[0].pipeline.slug
+    if len(waiting) == 1:
+        subject = f"[feedbackloop] proposal {pipeline} r{waiting[0].number} awaits approval"
+    else:
+        numbers = ", ".join(f"r{r.number}" for r in waiting)
+        subject = (
+            f"[feedbackloop] {len(waiting)} proposals for {pipeline} await approval: {numbers}"
+        )
+    lines = [
+        f"The improver proposed {len(waiting)} revision(s) of {pipeline}; each runs as an "
+        "experiment arm once approved.",
+        "",
+    ]
+    for proposal in waiting:
+        lines.extend(_describe(proposal))
+    body = "\n".join(lines)
     messages = [EmailMessage(subject=subject, body=body, to=[address]) for address in recipients]
     with get_connection() as connection:
         return connection.send_messages(messages) or 0

@@ -138,8 +138,18 @@ def delivery_dispatch(*, delivery_id: str) -> None:
     send_on_commit(webhook_deliver_task, delivery_id, on_sent=sent)
 
 
+def _wanted(event: str) -> bool:
+    """Is any active endpoint subscribed (a cheap look before the payload is built)?"""
+    return any(e.wants(event) for e in WebhookEndpoint.objects.filter(active=True))
+
+
 def _proposal_created(sender: Any, revision: Any, **kwargs: Any) -> None:
+    from integrations.tasks import proposal_email_task
     from pipelines.models import ConfigRevision
+
+    send_on_commit(proposal_email_task, revision.pk)
+    if not _wanted(Event.PROPOSAL_CREATED):
+        return
 
     revision = ConfigRevision.objects.select_related("pipeline", "parent").get(pk=revision.pk)
     label = f"{revision.pipeline.slug} r{revision.number}"
@@ -158,9 +168,6 @@ def _proposal_created(sender: Any, revision: Any, **kwargs: Any) -> None:
     why = revision.rationale.splitlines()[0] if revision.rationale else "no rationale given"
     summary = f"New proposal {label}: {why}"[:1000]
     event_record(event=Event.PROPOSAL_CREATED, data=data, summary=summary)
-    from integrations.tasks import proposal_email_task
-
-    send_on_commit(proposal_email_task, revision.pk)
 
 
 DECISIONS = {
@@ -172,6 +179,8 @@ DECISIONS = {
 
 
 def _experiment_decided(sender: Any, arm: Any, outcome: Any, **kwargs: Any) -> None:
+    if not _wanted(Event.EXPERIMENT_DECIDED):
+        return
     revision = arm.revision
     decision = DECISIONS.get(outcome.kind, outcome.kind)
     data = {
@@ -197,6 +206,9 @@ def _experiment_decided(sender: Any, arm: Any, outcome: Any, **kwargs: Any) -> N
 
 def _generation_failed(sender: Any, generation_id: Any, error: str, **kwargs: Any) -> None:
     from generation.models import Generation
+
+    if not _wanted(Event.GENERATION_FAILED):
+        return
 
     generation = (
         Generation.objects.select_related("revision__pipeline").filter(pk=generation_id).first()

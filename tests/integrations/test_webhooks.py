@@ -18,13 +18,16 @@ from django.utils import timezone
 
 from generation.services.outcomes import generation_fail
 from generation.services.requests import generation_request
+from improvements.criteria import criteria_resolve
 from improvements.experiments import ArmOutcome, arm_open, experiment_apply
+from improvements.services import improvement_check
 from improvements.signals import proposal_created
 from integrations import webhooks
 from integrations.models import WebhookDelivery, WebhookEndpoint
 from pipelines.selectors import revision_active
-from pipelines.services.revisions import revision_create
-from tests.factories import UserFactory
+from pipelines.services.revisions import revision_create, revision_reject
+from reviews.models import Rating, RatingDimension, Review
+from tests.factories import FinishedGenerationFactory, UserFactory
 from tests.integrations.conftest import free_port
 
 pytestmark = pytest.mark.django_db
@@ -241,35 +244,83 @@ def test_slack_endpoints_get_a_text_and_blocks_body(
     assert verify(receiver.requests[0], "x")
 
 
-def test_new_proposal_is_posted_and_approvers_get_an_email(
-    builtin_pipeline, endpoint, receiver, fast_retries, django_capture_on_commit_callbacks
-):
-    approvers = Group.objects.create(name="approvers")
-    approvers.permissions.add(Permission.objects.get(codename="approve_configrevision"))
-    UserFactory(username="ada", email="ada@example.com").groups.add(approvers)
+@pytest.fixture
+def approvers(db) -> list[str]:
+    group = Group.objects.create(name="approvers")
+    group.permissions.add(Permission.objects.get(codename="approve_configrevision"))
+    UserFactory(username="ada", email="ada@example.com").groups.add(group)
     UserFactory(username="root", email="root@example.com", is_superuser=True)
     UserFactory(username="rita", email="rita@example.com")  # a reviewer: no email
-    UserFactory(username="gone", email="gone@example.com", is_active=False).groups.add(approvers)
+    UserFactory(username="gone", email="gone@example.com", is_active=False).groups.add(group)
+    return ["ada@example.com", "root@example.com"]
+
+
+def rated(pipeline, n_generations: int = 12) -> None:
+    """Mediocre ratings of the active revision, enough for the improver to act on."""
+    active = revision_active(pipeline=pipeline)
+    users = [UserFactory(username=f"judge{i}") for i in range(5)]
+    dimensions = list(RatingDimension.objects.all())
+    for g in range(n_generations):
+        generation = FinishedGenerationFactory(revision=active, params=active.params)
+        for i, user in enumerate(users):
+            review = Review.objects.create(reviewer=user, generation=generation)
+            Rating.objects.bulk_create(
+                Rating(review=review, dimension=d, value=1 + (g + i) % 3) for d in dimensions
+            )
+
+
+def test_the_improvers_proposals_are_posted_and_approvers_get_one_email(
+    builtin_pipeline,
+    rating_dimensions,
+    endpoint,
+    receiver,
+    approvers,
+    fast_retries,
+    django_capture_on_commit_callbacks,
+):
+    rated(builtin_pipeline)
+    with django_capture_on_commit_callbacks(execute=True):
+        proposals = improvement_check(
+            pipeline=builtin_pipeline,
+            min_feedback=1,
+            require_approval=True,
+            criteria=criteria_resolve().improvement_criteria,
+            seed=1,
+        )
+    assert proposals, "the improver proposed nothing: the test's premise is gone"
+    bodies = receiver.bodies()
+    assert all(verify(r, "s3cret-key") for r in receiver.requests)
+    assert [b["event"] for b in bodies] == ["proposal.created"] * len(proposals)
+    assert sorted(b["data"]["revision"] for b in bodies) == sorted(p.number for p in proposals)
+    first = next(b["data"] for b in bodies if b["data"]["revision"] == proposals[0].number)
+    assert first["status"] == "proposed" and first["source"] == "improver"
+    assert first["rationale"] == proposals[0].rationale and first["changes"]
+    assert first["url"].endswith(f"/admin/pipelines/configrevision/{proposals[0].pk}/change/")
+
+    # One email per approver for the whole step, listing every proposal.
+    assert sorted(m.to[0] for m in mail.outbox) == approvers
+    message = mail.outbox[0]
+    assert "builtin" in message.subject and "await" in message.subject
+    for proposal in proposals:
+        assert f"builtin r{proposal.number}" in message.body
+        assert f"/admin/pipelines/configrevision/{proposal.pk}/change/" in message.body
+
+
+def test_a_proposal_decided_before_its_email_goes_out_is_left_out(
+    builtin_pipeline, approvers, django_capture_on_commit_callbacks
+):
     active = revision_active(pipeline=builtin_pipeline)
     proposal = revision_create(
         pipeline=builtin_pipeline,
         params={**active.params, "crf": 26},
         parent=active,
         source="improver",
-        rationale="Smaller files at the same rated quality.\nEvidence follows.",
+        rationale="Smaller files at the same rated quality.",
     )
+    revision_reject(revision=proposal, note="not now")
     with django_capture_on_commit_callbacks(execute=True):
         proposal_created.send(sender=type(proposal), revision=proposal)
-
-    (body,) = receiver.bodies()
-    assert body["event"] == "proposal.created"
-    assert body["data"]["revision"] == proposal.number and body["data"]["status"] == "proposed"
-    assert body["data"]["changes"] == {"crf": {"from": active.params["crf"], "to": 26}}
-    assert sorted(m.to[0] for m in mail.outbox) == ["ada@example.com", "root@example.com"]
-    message = mail.outbox[0]
-    assert f"builtin r{proposal.number}" in message.subject
-    assert "Smaller files at the same rated quality." in message.body
-    assert f"/admin/pipelines/configrevision/{proposal.pk}/change/" in message.body
+    assert mail.outbox == []
 
 
 def test_the_delivery_log_is_read_only_in_the_admin(
@@ -289,3 +340,18 @@ def test_the_delivery_log_is_read_only_in_the_admin(
     deleted = client.post(f"/admin/integrations/webhookdelivery/{delivery.pk}/delete/")
     assert deleted.status_code == 403 and WebhookDelivery.objects.filter(pk=delivery.pk).exists()
     assert client.get("/admin/integrations/webhookendpoint/add/").status_code == 200
+    added = client.post(
+        "/admin/integrations/webhookendpoint/add/",
+        {
+            "name": "slack",
+            "url": "https://hooks.example.com/T0/B0",
+            "events": ["proposal.created", "experiment.decided"],
+            "slack": "on",
+            "active": "on",
+            "secret": "a-long-secret",
+        },
+    )
+    assert added.status_code == 302, added.content[:2000]
+    slack = WebhookEndpoint.objects.get(name="slack")
+    assert slack.events == ["proposal.created", "experiment.decided"] and slack.slack
+    assert client.get(f"/admin/integrations/webhookendpoint/{slack.pk}/change/").status_code == 200

@@ -17,6 +17,8 @@ from integrations.exports import FORMATS, KINDS, export_filters, export_to_file
 
 class Command(BaseCommand):
     help = "Export ratings, issues, preference pairs or generations as JSONL or Parquet."
+    # The URLconf's checks would import the analysis stack (scipy) for nothing.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--kind", required=True, choices=KINDS)
