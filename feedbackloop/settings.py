@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "generation",
     "reviews",
     "improvements",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -196,6 +197,31 @@ STORAGES = {
 # Serve video through the front server in production: the view answers with an
 # X-Accel-Redirect header under this internal prefix instead of streaming the bytes itself.
 VIDEO_ACCEL_REDIRECT_PREFIX = env("VIDEO_ACCEL_REDIRECT_PREFIX", default="")
+# Shared object storage for a multi-host site (docs/scale-out.md): MEDIA_STORAGE=s3 puts media
+# in an S3-compatible bucket through django-storages. Workers then upload straight to it with
+# presigned PUT URLs, and reviewers' players are redirected to presigned GET URLs (the bucket
+# answers Range requests). Local disk stays the default.
+MEDIA_STORAGE = env("MEDIA_STORAGE", default="local")
+if MEDIA_STORAGE == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL", default=None),
+            "access_key": env("AWS_ACCESS_KEY_ID", default=None),
+            "secret_key": env("AWS_SECRET_ACCESS_KEY", default=None),
+            "region_name": env("AWS_S3_REGION_NAME", default=None),
+            "addressing_style": env("AWS_S3_ADDRESSING_STYLE", default=None),
+            "signature_version": "s3v4",
+            "location": env("AWS_LOCATION", default=""),
+            "querystring_auth": True,
+            "querystring_expire": env.int("MEDIA_PRESIGN_SECONDS", default=3600),
+            "default_acl": None,
+            "file_overwrite": True,
+        },
+    }
+elif MEDIA_STORAGE != "local":
+    raise ImproperlyConfigured(f"MEDIA_STORAGE must be local or s3, not {MEDIA_STORAGE!r}")
 
 # --- Celery -------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
@@ -363,3 +389,23 @@ SPECTACULAR_SETTINGS.update(
 )
 # A worker token opens the API only: a request carrying one anywhere else is refused (403).
 MIDDLEWARE = [*MIDDLEWARE, "generation.authentication.TokenOnlyForApiMiddleware"]
+
+# --- integrations: exports, imports, webhooks ---------------------------------------------------
+# The site's public address, for links in webhooks and emails.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="feedbackloop@localhost")
+# import_videos reads files only under these folders (comma-separated; none: paths refused).
+IMPORT_ALLOWED_ROOTS = env.list("IMPORT_ALLOWED_ROOTS", default=[])
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=API_MAX_UPLOAD_BYTES)
+IMPORT_DOWNLOAD_TIMEOUT_SECONDS = env.float("IMPORT_DOWNLOAD_TIMEOUT_SECONDS", default=30.0)
+IMPORT_DOWNLOAD_MAX_SECONDS = env.float("IMPORT_DOWNLOAD_MAX_SECONDS", default=600.0)
+IMPORT_API_MAX_ENTRIES = env.int("IMPORT_API_MAX_ENTRIES", default=50)
+# Webhook deliveries: attempts before a delivery is marked failed, the first retry's delay
+# (doubling after each failure, capped), the HTTP timeout, and how overdue a pending delivery
+# must be before the periodic sweep sends its task again.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_REDISPATCH_SECONDS = env.int("WEBHOOK_REDISPATCH_SECONDS", default=120)
