@@ -84,6 +84,7 @@ class Proc:
     name: str
     popen: subprocess.Popen
     log: Path
+    ready_marker: str = ""
 
     @property
     def pid(self) -> int:
@@ -100,6 +101,14 @@ class Proc:
             return psutil.Process(self.pid).children(recursive=False)
         except psutil.NoSuchProcess:
             return []
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_for(
+            lambda: self.ready_marker in self.text() or not self.alive(),
+            timeout,
+            f"{self.name} to be ready",
+        )
+        assert self.alive(), f"{self.name} died at start:\n{self.text()[-3000:]}"
 
     def kill_group(self) -> None:
         """SIGKILL the process and everything it started (its session), as a host crash would."""
@@ -198,7 +207,7 @@ class Stack:
             **self.extra_env,
         }
 
-    def _start(self, name: str, command: list[str]) -> Proc:
+    def _start(self, name: str, command: list[str], ready_marker: str = "") -> Proc:
         log = self.tmp / f"{name}.log"
         popen = subprocess.Popen(
             command,
@@ -208,7 +217,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        proc = Proc(name, popen, log)
+        proc = Proc(name, popen, log, ready_marker)
         self.procs.append(proc)
         return proc
 
@@ -216,7 +225,8 @@ class Stack:
         self, name: str, queues: list[str], *, pool: str = "prefork", wait: bool = True
     ) -> Proc:
         """A Celery worker on the namespaced ``queues``; prefork with one pool process (the
-        process that runs the task is then the worker's only child)."""
+        process that runs the task is then the worker's only child). Without ``wait``, call
+        ``wait_ready`` once everything is started (they start side by side)."""
         proc = self._start(
             name,
             [
@@ -238,13 +248,17 @@ class Stack:
                 "-n",
                 f"{self.namespace}{name}-{uuid.uuid4().hex[:4]}@%h",
             ],
+            ready_marker=" ready.",
         )
         if wait:
-            wait_for(lambda: " ready." in proc.text() or not proc.alive(), 60, f"{name} ready")
-            assert proc.alive(), f"{name} died at start:\n{proc.text()[-3000:]}"
+            proc.wait_ready()
         return proc
 
-    def beat(self) -> Proc:
+    def wait_ready(self) -> None:
+        for proc in self.procs:
+            proc.wait_ready()
+
+    def beat(self, *, wait: bool = True) -> Proc:
         """celery beat with the site's database scheduler (django-celery-beat)."""
         proc = self._start(
             "beat",
@@ -261,9 +275,10 @@ class Stack:
                 "--schedule",
                 str(self.tmp / "beat-schedule"),
             ],
+            ready_marker="beat: Starting",
         )
-        wait_for(lambda: "beat: Starting" in proc.text() or not proc.alive(), 60, "beat start")
-        assert proc.alive(), f"beat died at start:\n{proc.text()[-3000:]}"
+        if wait:
+            proc.wait_ready()
         return proc
 
     def web(self) -> tuple[Proc, str]:

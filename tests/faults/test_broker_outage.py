@@ -85,11 +85,12 @@ def test_generations_queued_when_redis_restarts_all_succeed_exactly_once_within_
 ):
     stack.redis_url = own_redis.url
     builtin_pipeline_rendering(MEDIUM_RENDER)
+    stack.worker("render", ["generation"], wait=False)
+    stack.worker("ops", ["default"], pool="solo", wait=False)
+    stack.beat(wait=False)
     web, base = stack.web()
     api = Api(base)
-    stack.worker("render", ["generation"])
-    stack.worker("ops", ["default"], pool="solo")
-    stack.beat()
+    stack.wait_ready()
 
     created = [api.create(f"Queued before the restart, number {n}") for n in (1, 2, 3)]
     assert [r.status_code for r in created] == [201, 201, 201]
@@ -129,11 +130,12 @@ def test_a_generation_posted_while_redis_is_down_is_queued_and_runs_once_redis_i
 ):
     stack.redis_url = own_redis.url
     builtin_pipeline_rendering(MEDIUM_RENDER)
+    stack.worker("render", ["generation"], wait=False)
+    stack.worker("ops", ["default"], pool="solo", wait=False)
+    stack.beat(wait=False)
     web, base = stack.web()
     api = Api(base)
-    stack.worker("render", ["generation"])
-    stack.worker("ops", ["default"], pool="solo")
-    stack.beat()
+    stack.wait_ready()
     assert api.call("GET", "/api/v1/generations/").status_code == 200  # connected while up
 
     own_redis.stop()

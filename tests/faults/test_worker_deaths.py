@@ -56,9 +56,10 @@ def test_a_render_whose_pool_process_is_killed_succeeds_exactly_once_within_60s(
     stack, reconciler_every_2s
 ):
     pipeline = builtin_pipeline_rendering(SLOW_RENDER)
-    worker = stack.worker("render", ["generation"])
-    stack.worker("ops", ["default"], pool="solo")
-    stack.beat()
+    worker = stack.worker("render", ["generation"], wait=False)
+    stack.worker("ops", ["default"], pool="solo", wait=False)
+    stack.beat(wait=False)
+    stack.wait_ready()
     generation = queue_render(stack, pipeline, "Solar panels for homeowners: cost and upkeep")
 
     wait_for(lambda: mid_render(generation, stack.media_root), 90, "the render to be under way")
@@ -76,15 +77,16 @@ def test_a_render_whose_whole_worker_is_killed_succeeds_on_a_new_worker_within_6
     stack, reconciler_every_2s
 ):
     pipeline = builtin_pipeline_rendering(SLOW_RENDER)
-    first = stack.worker("render", ["generation"])
-    stack.worker("ops", ["default"], pool="solo")
-    stack.beat()
+    first = stack.worker("render", ["generation"], wait=False)
+    stack.worker("ops", ["default"], pool="solo", wait=False)
+    stack.beat(wait=False)
+    stack.wait_ready()
     generation = queue_render(stack, pipeline, "Heat pumps explained: sizing and noise")
 
     wait_for(lambda: mid_render(generation, stack.media_root), 90, "the render to be under way")
     first.kill_group()  # main and pool process at once: the message stays unacknowledged
     killed = time.monotonic()
-    second = stack.worker("render-2", ["generation"])
+    second = stack.worker("render-2", ["generation"], wait=False)
 
     wait_for(lambda: finished(generation), 60, "the generation to finish within 60 s of the kill")
     print(f"whole worker killed: succeeded {time.monotonic() - killed:.1f} s after the kill")
@@ -98,9 +100,10 @@ def test_a_render_killed_on_every_attempt_fails_with_the_reason_and_leaves_no_me
     stack.extra_env["GENERATION_MAX_ATTEMPTS"] = "2"
     fault_settings.GENERATION_MAX_ATTEMPTS = 2
     pipeline = builtin_pipeline_rendering(SLOW_RENDER)
-    worker = stack.worker("render", ["generation"])
-    stack.worker("ops", ["default"], pool="solo")
-    stack.beat()
+    worker = stack.worker("render", ["generation"], wait=False)
+    stack.worker("ops", ["default"], pool="solo", wait=False)
+    stack.beat(wait=False)
+    stack.wait_ready()
     generation = queue_render(stack, pipeline, "Rainwater tanks: sizing, filters and upkeep")
 
     for attempt in (1, 2):
@@ -131,10 +134,11 @@ def test_a_measurement_whose_metrics_process_is_killed_is_retried_and_succeeds_w
 ):
     stack.extra_env["METRICS_OCR_ENABLED"] = "true"  # a measurement long enough to be killed
     pipeline = builtin_pipeline_rendering(QUICK_RENDER)
-    stack.worker("render", ["generation"])
-    metrics_worker = stack.worker("metrics", ["metrics"])
-    stack.worker("ops", ["default"], pool="solo")
-    stack.beat()
+    stack.worker("render", ["generation"], wait=False)
+    metrics_worker = stack.worker("metrics", ["metrics"], wait=False)
+    stack.worker("ops", ["default"], pool="solo", wait=False)
+    stack.beat(wait=False)
+    stack.wait_ready()
     generation = queue_render(stack, pipeline, "Bike commuting: routes, kit and weather")
 
     runs = MetricsRun.objects.filter(generation=generation)
