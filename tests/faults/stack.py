@@ -332,7 +332,7 @@ def forget_namespace(redis_url: str, namespace: str) -> None:
 
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
     try:
-        for pattern in (f"{namespace}*", f"_kombu.binding.{namespace}*"):
+        for pattern in (f"{namespace}*", f"_kombu.binding*.{namespace}*"):
             for key in client.scan_iter(match=pattern):
                 client.delete(key)
         for tag, raw in client.hgetall("unacked").items():
