@@ -29,7 +29,14 @@ from improvements.stats import (
     metric_rating_correlations,
 )
 from pipelines.models import ConfigRevision, Pipeline
-from reviews.models import Comparison, IssueReport, Rating, RatingDimension, Review
+from reviews.models import (
+    OVERALL_DIMENSION,
+    Comparison,
+    IssueReport,
+    Rating,
+    RatingDimension,
+    Review,
+)
 from reviews.selectors import excluded_reviewer_ids
 
 # Server metrics worth correlating with ratings: quality measurements, not bookkeeping
@@ -47,7 +54,6 @@ CORRELATED_METRICS = (
     "jitter",
     "text_cer",
 )
-OVERALL_DIMENSION = "overall_satisfaction"
 BOOTSTRAP_SAMPLES = 1000
 _FETCH = 50_000
 

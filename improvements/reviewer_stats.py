@@ -21,7 +21,6 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, Max
 
-from improvements.stats import corrected_means
 from reviews.models import (
     Comparison,
     IssueReport,
@@ -107,6 +106,8 @@ def reviewer_offsets() -> dict[int, dict[str, Any]]:
 
     One fit of the bias model per rating dimension, over every rating on record (an excluded
     reviewer's bias is still shown, to judge the exclusion by)."""
+    from improvements.stats import corrected_means  # scipy: loaded when used
+
     data = _ratings_columns()
     slugs = dict(RatingDimension.objects.values_list("id", "slug"))
     total: dict[int, float] = {}

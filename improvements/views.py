@@ -7,19 +7,20 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.dateparse import parse_datetime
 
+from feedbackloop.errors import NotFound
 from improvements import charts
-from improvements.analysis import OVERALL_DIMENSION as OVERALL
 from improvements.experiments import experiment_current
 from improvements.models import AnalysisRun, Experiment
-from improvements.stats.correlation import metric_rating_correlations
+from improvements.stats.correlation import MIN_PAIRS
 from pipelines.selectors import pipeline_list, pipeline_or_default
+from reviews.models import OVERALL_DIMENSION as OVERALL
 
 # The fewest paired generations for which the analysis computes a correlation.
-CORRELATION_MIN_N: int = metric_rating_correlations.__kwdefaults__["min_n"]
+CORRELATION_MIN_N = MIN_PAIRS
 HISTORY_RUNS = 60  # analyses shown on the rating-over-time chart
 MAX_SERIES = len(charts.PALETTE)  # revisions drawn (the newest ones)
 ISSUE_REVISIONS = 4
@@ -164,7 +165,14 @@ def experiment_panel(experiment: Experiment | None) -> tuple[dict[str, Any] | No
 def dashboard(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied("the dashboard is for staff")
-    pipeline = pipeline_or_default(request.GET.get("pipeline"))
+    slug = request.GET.get("pipeline")
+    if not slug and not pipeline_list().exists():
+        empty = charts.empty_chart("Feedback", "no pipeline is registered yet")
+        return render(request, "improvements/dashboard.html", {"charts": [empty]})
+    try:
+        pipeline = pipeline_or_default(slug)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
     recent = (
         AnalysisRun.objects.filter(pipeline=pipeline)
         .exclude(snapshot={})

@@ -11,6 +11,10 @@ from django.db.models import F, Q
 from generation.models import Generation
 
 
+# The dimension that asks for an overall judgement: the improver's objective by default.
+OVERALL_DIMENSION = "overall_satisfaction"
+
+
 class RatingDimension(models.Model):
     """What reviewers rate 1-5. Global dimensions apply to every pipeline; a pipeline may add
     its own (e.g. "motion realism" for a video model), shown only for its videos."""

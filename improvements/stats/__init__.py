@@ -3,31 +3,43 @@
 See docs/improver-statistics.md for the models, assumptions and measured behaviour.
 """
 
-from improvements.stats.agreement import (
-    krippendorff_alpha_ordinal,
-    krippendorff_alpha_ordinal_from_ratings,
-    reliability_matrix,
-    value_counts,
-)
-from improvements.stats.bias import CorrectedMeans, corrected_means
-from improvements.stats.bradley_terry import BradleyTerryResult, bradley_terry, win_probability
-from improvements.stats.correlation import MetricCorrelation, metric_rating_correlations
-from improvements.stats.sequential import (
-    ArmCounts,
-    Decision,
-    GuardrailBreach,
-    confidence_sequence,
-    guardrails,
-    rate_confidence_sequence,
-    sequential_decision,
-)
-from improvements.stats.thompson import (
-    NormalInverseGammaPrior,
-    VariantStats,
-    choose_variant,
-    posterior_mean_draws,
-    probability_best,
-)
+import importlib
+from typing import Any
+
+# Names are loaded on first use (PEP 562): the package pulls in scipy, and a process that only
+# needs one small module (a web page, a metrics worker) should not pay for all of them.
+_WHERE = {
+    "ArmCounts": "improvements.stats.sequential",
+    "BradleyTerryResult": "improvements.stats.bradley_terry",
+    "CorrectedMeans": "improvements.stats.bias",
+    "Decision": "improvements.stats.sequential",
+    "GuardrailBreach": "improvements.stats.sequential",
+    "MetricCorrelation": "improvements.stats.correlation",
+    "NormalInverseGammaPrior": "improvements.stats.thompson",
+    "VariantStats": "improvements.stats.thompson",
+    "bradley_terry": "improvements.stats.bradley_terry",
+    "choose_variant": "improvements.stats.thompson",
+    "confidence_sequence": "improvements.stats.sequential",
+    "corrected_means": "improvements.stats.bias",
+    "guardrails": "improvements.stats.sequential",
+    "krippendorff_alpha_ordinal": "improvements.stats.agreement",
+    "krippendorff_alpha_ordinal_from_ratings": "improvements.stats.agreement",
+    "metric_rating_correlations": "improvements.stats.correlation",
+    "posterior_mean_draws": "improvements.stats.thompson",
+    "probability_best": "improvements.stats.thompson",
+    "rate_confidence_sequence": "improvements.stats.sequential",
+    "reliability_matrix": "improvements.stats.agreement",
+    "sequential_decision": "improvements.stats.sequential",
+    "value_counts": "improvements.stats.agreement",
+    "win_probability": "improvements.stats.bradley_terry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)
+
 
 __all__ = [
     "ArmCounts",

@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.stats
 from numpy.typing import ArrayLike
+
+# The fewest generations with both a metric and a rating for which a correlation is computed.
+MIN_PAIRS = 10
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,14 @@ def metric_rating_correlations(
     metrics: Mapping[str, ArrayLike],
     ratings: Mapping[str, ArrayLike],
     *,
-    min_n: int = 10,
+    min_n: int = MIN_PAIRS,
 ) -> list[MetricCorrelation]:
     """Spearman rho of every metric against every dimension's per-generation mean rating.
 
     All arrays are aligned by generation (same length, same order).
     """
+    from scipy.stats import spearmanr  # loaded when used: importing scipy.stats takes a while
+
     if min_n < 3:
         raise ValueError("min_n must be at least 3")
     metric_arrays = {k: np.asarray(v, dtype=np.float64) for k, v in metrics.items()}
@@ -51,6 +55,6 @@ def metric_rating_correlations(
             if n < min_n or np.ptp(x) == 0 or np.ptp(y) == 0:
                 results.append(MetricCorrelation(metric, dimension, None, None, n))
                 continue
-            rho, p_value = scipy.stats.spearmanr(x, y)
+            rho, p_value = spearmanr(x, y)
             results.append(MetricCorrelation(metric, dimension, float(rho), float(p_value), n))
     return results
