@@ -10,7 +10,6 @@ from django.db.models import F, Q
 
 from generation.models import Generation
 
-
 # The dimension that asks for an overall judgement: the improver's objective by default.
 OVERALL_DIMENSION = "overall_satisfaction"
 
