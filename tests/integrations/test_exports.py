@@ -179,6 +179,18 @@ def test_unknown_kind_format_or_filter_lists_the_valid_ones(db):
         call_command("export_feedback", kind="likes", fmt="jsonl", out="x")
 
 
+def test_an_unknown_option_on_the_command_line_lists_the_filters(db, capsys):
+    from integrations.management.commands.export_feedback import Command
+
+    argv = ["manage.py", "export_feedback", "--kind", "pairs", "--format", "jsonl"]
+    with pytest.raises(SystemExit):
+        Command().run_from_argv([*argv, "--out", "x", "--reviewer", "ann"])
+    assert (
+        "unrecognized arguments: --reviewer ann; valid filters: --pipeline, --revision, "
+        "--since, --until" in capsys.readouterr().err
+    )
+
+
 def test_api_streams_exports_to_staff_only(feedback_world, staff):
     client = Client()
     client.force_login(feedback_world["users"][0])  # ann: a user without a staff role

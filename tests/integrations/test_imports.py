@@ -7,7 +7,6 @@ import io
 import json
 import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -182,18 +181,50 @@ def test_params_pick_the_matching_revision_or_make_one_manual_revision(
 # --- https ------------------------------------------------------------------------------------
 
 
+def self_signed_certificate(folder: Path, ip: str) -> tuple[Path, Path]:
+    """A certificate for ``ip`` and its key, as PEM files (made with cryptography)."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key
+
+
 @pytest.fixture
 def https_server(tmp_path, library, monkeypatch) -> Iterator[str]:
     """A local HTTPS server with a self-signed certificate that requests is told to trust,
     serving the library folder; /moved redirects to plain http."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path, "127.0.0.1")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
 
     class Handler(SimpleHTTPRequestHandler):

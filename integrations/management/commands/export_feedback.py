@@ -12,13 +12,25 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from feedbackloop.errors import DomainError
-from integrations.exports import FORMATS, KINDS, export_filters, export_to_file
+from integrations.exports import FILTERS, FORMATS, KINDS, export_filters, export_to_file
 
 
 class Command(BaseCommand):
     help = "Export ratings, issues, preference pairs or generations as JSONL or Parquet."
     # The URLconf's checks would import the analysis stack (scipy) for nothing.
     requires_system_checks: list[str] = []
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        error = parser.error
+
+        def error_with_filters(message: str) -> None:
+            if message.startswith("unrecognized arguments"):
+                message += f"; valid filters: {', '.join('--' + f for f in FILTERS)}"
+            error(message)
+
+        parser.error = error_with_filters  # type: ignore[method-assign]
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--kind", required=True, choices=KINDS)
