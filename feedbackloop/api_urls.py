@@ -34,6 +34,11 @@ v1 = [
         name="job-complete",
     ),
     path("jobs/<str:generation_id>/fail/", generation_apis.JobFailApi.as_view(), name="job-fail"),
+    path(
+        "jobs/<str:generation_id>/upload-url/",
+        generation_apis.JobUploadUrlApi.as_view(),
+        name="job-upload-url",
+    ),
     path("generations/", generation_apis.GenerationsApi.as_view(), name="generations"),
     path(
         "generations/<str:generation_id>/",
@@ -98,6 +103,7 @@ v1 = [
         improvement_apis.ProposalsApproveApi.as_view(),
         name="pipeline-proposals-approve",
     ),
+    path("", include("integrations.api_urls")),
 ]
 
 app_name = "api"

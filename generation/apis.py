@@ -30,12 +30,16 @@ from generation.serializers import (
     GenerationFilterSerializer,
     GenerationSerializer,
     JobClaimSerializer,
+    JobCompleteKeysSerializer,
     JobCompleteSerializer,
     JobFailSerializer,
     JobHeartbeatSerializer,
+    JobUploadUrlRequestSerializer,
+    JobUploadUrlSerializer,
     MetricsStoredSerializer,
     MetricsUploadSerializer,
 )
+from generation.services.direct_uploads import job_complete_from_keys, job_upload_urls
 from generation.services.leases import job_claim, job_complete, job_fail, job_heartbeat
 from generation.services.metrics import worker_metrics_store
 from generation.services.requests import job_request
@@ -101,7 +105,7 @@ class JobClaimApi(JsonApiView):
         responses={
             200: GenerationDetailSerializer,
             204: OpenApiResponse(description="no job is waiting"),
-            **errors(400, 413, 415),
+            **errors(400, 404, 413, 415),
         },
     )
     def post(self, request: Request) -> Response:
@@ -163,22 +167,58 @@ class JobFailApi(JsonApiView):
         return detail_response(request, job)
 
 
+class JobUploadUrlApi(JsonApiView):
+    permission_classes = [WORKER_ONLY]
+
+    @extend_schema(
+        operation_id="jobs_upload_url",
+        summary="Presigned URLs to PUT a leased job's video and poster into object storage",
+        description="Only when media is in object storage (MEDIA_STORAGE=s3; otherwise 409 "
+        "direct_upload_unavailable: upload to complete/ instead). PUT each file's bytes to "
+        "its URL, then call complete/ with JSON {lease_id, video_key, poster_key?}.",
+        request=JobUploadUrlRequestSerializer,
+        responses={200: JobUploadUrlSerializer, **errors(400, 404, 409, 413, 415)},
+    )
+    def post(self, request: Request, generation_id: str) -> Response:
+        generation = generation_or_404(generation_id)
+        serializer = JobUploadUrlRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        targets = job_upload_urls(
+            generation_id=generation.pk,
+            worker=acting_worker(request),
+            lease_id=serializer.validated_data["lease_id"],
+        )
+        return Response(JobUploadUrlSerializer(targets).data)
+
+
 class JobCompleteApi(APIView):
     permission_classes = [WORKER_ONLY]
-    parser_classes = [LimitedMultiPartParser]
+    parser_classes = [LimitedMultiPartParser, LimitedJSONParser]
 
     @extend_schema(
         operation_id="jobs_complete",
         summary="Finish a leased job by uploading its video",
-        description="multipart/form-data. The video is opened as a video before it is stored; "
-        "a file that is not one is refused with 400 and the reason. Past "
-        "API_MAX_UPLOAD_BYTES the answer is 413. A lease that expired or was claimed again "
-        "is 409. The server then measures the video on the metrics queue.",
-        request={"multipart/form-data": JobCompleteSerializer},
+        description="multipart/form-data with the files, or JSON with the keys of files PUT "
+        "to object storage through upload-url/. The video is opened as a video before the job "
+        "succeeds; a file that is not one is refused with 400 and the reason. Past "
+        "API_MAX_UPLOAD_BYTES the answer is 413 (400 for an object in storage). A lease that "
+        "expired or was claimed again is 409. The server then measures the video on the "
+        "metrics queue.",
+        request={
+            "multipart/form-data": JobCompleteSerializer,
+            "application/json": JobCompleteKeysSerializer,
+        },
         responses={200: GenerationDetailSerializer, **errors(400, 404, 409, 413, 415)},
     )
     def post(self, request: Request, generation_id: str) -> Response:
         generation = generation_or_404(generation_id)
+        if (request.content_type or "").startswith("application/json"):
+            keys = JobCompleteKeysSerializer(data=request.data)
+            keys.is_valid(raise_exception=True)
+            job = job_complete_from_keys(
+                generation_id=generation.pk, worker=acting_worker(request), **keys.validated_data
+            )
+            return detail_response(request, job)
         serializer = JobCompleteSerializer(data=form_fields(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

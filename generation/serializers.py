@@ -199,6 +199,7 @@ class JobClaimSerializer(serializers.Serializer):
         child=StrictCharField(max_length=64, validators=[PIPELINE_SLUG]),
         required=False,
         allow_empty=False,
+        min_length=1,  # allow_empty alone does not reach the schema (minItems)
         max_length=50,
         help_text="the pipelines to take a job of (default: all your token may serve)",
     )
@@ -258,6 +259,40 @@ class JobCompleteSerializer(serializers.Serializer):
         if not isinstance(value, dict):
             raise serializers.ValidationError("script must be a JSON object")
         return value
+
+
+class JobCompleteKeysSerializer(serializers.Serializer):
+    """Complete a job whose files were PUT to object storage with upload-url's URLs."""
+
+    lease_id = serializers.UUIDField()
+    video_key = StrictCharField(max_length=255, help_text="the video's key from upload-url")
+    poster_key = StrictCharField(
+        max_length=255, required=False, help_text="the poster's key, if one was uploaded"
+    )
+    script = serializers.DictField(
+        required=False, help_text="the on-screen text the video was meant to show"
+    )
+    generation_seconds = StrictFloatField(required=False, min_value=0)
+    cpu_seconds = StrictFloatField(required=False, min_value=0)
+    peak_rss_bytes = StrictIntegerField(required=False, min_value=0, max_value=2**62)
+
+
+class JobUploadUrlRequestSerializer(serializers.Serializer):
+    lease_id = serializers.UUIDField()
+
+
+class UploadTargetSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="give it back to complete as video_key / poster_key")
+    url = serializers.URLField(help_text="PUT the file's bytes here (no other headers needed)")
+    method = serializers.CharField()
+
+
+class JobUploadUrlSerializer(serializers.Serializer):
+    video = UploadTargetSerializer()
+    poster = UploadTargetSerializer()
+    expires_in = serializers.IntegerField(help_text="seconds the URLs stay valid")
+    max_video_bytes = serializers.IntegerField()
+    max_poster_bytes = serializers.IntegerField()
 
 
 class MetricsUploadSerializer(serializers.Serializer):

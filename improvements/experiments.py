@@ -25,6 +25,7 @@ from feedbackloop.errors import Conflict, InvalidInput
 from feedbackloop.schedules import periodic_task_ensure
 from improvements.criteria import criteria_resolve
 from improvements.models import Experiment, ExperimentArm, ExperimentDecision
+from improvements.signals import experiment_decided
 from pipelines.models import ConfigRevision, Pipeline
 from pipelines.selectors import revision_active
 from pipelines.services.revisions import (
@@ -72,7 +73,7 @@ def _experiment_for(
 ) -> Experiment:
     """The pipeline's running experiment, started against the active revision if none runs."""
     running = experiment_running(pipeline=pipeline)
-    if running is not None:
+    if running is not None and not experiment_abort_if_orphaned(experiment=running, actor=actor):
         return running
     control = revision_active(pipeline=pipeline)
     if control is None:
@@ -281,11 +282,13 @@ def experiment_apply(
             revision_drop(revision=arm.revision, actor=actor, note=f"dropped: {outcome.reason}")
             status = A.DROPPED if outcome.kind == ExperimentDecision.Kind.DROP else A.ROLLED_BACK
             _close(arm, status, outcome)
+            experiment_decided.send(sender=Experiment, arm=arm, outcome=outcome)
         recorded.append(_record(experiment, arm, outcome))
     if promoted is not None:
         arm, outcome = promoted
         revision_promote(revision=arm.revision, actor=actor, note=f"promoted: {outcome.reason}")
         _close(arm, A.PROMOTED, outcome)
+        experiment_decided.send(sender=Experiment, arm=arm, outcome=outcome)
         recorded.append(_record(experiment, arm, outcome))
         _finish_and_carry_over(experiment, actor)
     return recorded
@@ -351,6 +354,7 @@ def experiment_abort_if_orphaned(*, experiment: Experiment, actor: Any = None) -
             )
             _close(arm, A.ABORTED, outcome)
             _record(experiment, arm, outcome)
+            experiment_decided.send(sender=Experiment, arm=arm, outcome=outcome)
         if not stranded or len(stranded) < len(running):
             return False
         why = "every arm was stopped outside the experiment"
@@ -360,12 +364,22 @@ def experiment_abort_if_orphaned(*, experiment: Experiment, actor: Any = None) -
         if arm.revision.status == S.CANARY:
             revision_drop(revision=arm.revision, actor=actor, note=f"aborted: {why}")
         _close(arm, A.ABORTED, ArmOutcome(arm.revision_id, "abort", why))
+        experiment_decided.send(
+            sender=Experiment, arm=arm, outcome=ArmOutcome(arm.revision_id, "abort", why)
+        )
     _record(experiment, None, ArmOutcome(0, ExperimentDecision.Kind.ABORT, why))
     experiment.status = Experiment.Status.FINISHED
     experiment.finished_at = timezone.now()
     experiment.result = {**experiment.result, "aborted": why}
     experiment.save(update_fields=["status", "finished_at", "result"])
     return True
+
+
+def experiment_settle(*, pipeline: Pipeline, actor: Any = None) -> bool:
+    """Bring the pipeline's running experiment in line after a change made outside it (an
+    admin's rollback): see experiment_abort_if_orphaned. True if it finished."""
+    running = experiment_running(pipeline=pipeline)
+    return running is not None and experiment_abort_if_orphaned(experiment=running, actor=actor)
 
 
 def experiment_current(*, pipeline: Pipeline) -> Experiment | None:
