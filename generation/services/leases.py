@@ -25,6 +25,7 @@ from generation.models import Generation, WorkerToken
 from generation.services.claims import generation_take, remote_jobs, waiting
 from generation.services.outcomes import generation_succeed
 from generation.services.uploads import poster_extension, probe_upload
+from generation.signals import generation_failed
 from pipelines.models import Pipeline
 from pipelines.renderers import RenderedVideo
 
@@ -97,14 +98,19 @@ def jobs_fail_exhausted(now: Any) -> int:
     )
     # Read first: workers poll often, and an UPDATE takes SQLite's write lock even when it
     # matches nothing.
-    if not exhausted.exists():
+    ids = list(exhausted.values_list("pk", flat=True))
+    if not ids:
         return 0
-    return exhausted.update(
-        status=G.FAILED,
-        error=f"the lease expired on all {settings.API_JOB_MAX_ATTEMPTS} attempts",
-        finished_at=now,
-        lease_expires_at=None,
-    )
+    error = f"the lease expired on all {settings.API_JOB_MAX_ATTEMPTS} attempts"
+    failed = 0
+    for generation_id in ids:
+        # One conditional UPDATE each: only the caller that failed a job announces it.
+        if exhausted.filter(pk=generation_id).update(
+            status=G.FAILED, error=error, finished_at=now, lease_expires_at=None
+        ):
+            failed += 1
+            generation_failed.send(sender=Generation, generation_id=generation_id, error=error)
+    return failed
 
 
 def job_claim(
@@ -174,6 +180,10 @@ def job_fail(
         **updates
     ):
         raise _lease_problem(generation_id=generation_id, worker=worker, lease_id=lease_id)
+    if not requeue:
+        generation_failed.send(
+            sender=Generation, generation_id=generation_id, error=updates["error"]
+        )
     return Generation.objects.select_related("revision__pipeline").get(pk=generation_id)
 
 
