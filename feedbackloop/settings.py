@@ -262,6 +262,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# A lost broker connection does not cancel running renders: their results are written to the
+# database, and a redelivered message finds the generation finished (or still leased).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # One quick retry on publish; after that the reconciler takes over (feedbackloop/dispatch.py).
 CELERY_PUBLISH_RETRY_POLICY = {
@@ -406,6 +409,8 @@ IMPORT_API_MAX_ENTRIES = env.int("IMPORT_API_MAX_ENTRIES", default=50)
 # must be before the periodic sweep sends its task again.
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
-WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+# Kept below the broker's visibility timeout: Redis redelivers a message delayed past it, and the
+# webhook would go out twice.
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=900.0)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_REDISPATCH_SECONDS = env.int("WEBHOOK_REDISPATCH_SECONDS", default=120)

@@ -68,9 +68,10 @@ class Generation(models.Model):
 
     progress = models.FloatField(default=0.0)
     attempts = models.PositiveIntegerField(default=0)
-    # The row is its own outbox: set once the render task is handed to the broker. A queued
-    # server generation not dispatched (the broker was down) or dispatched long ago (the
-    # message was lost) is dispatched again by the reconciler.
+    # The row is its own outbox: when its current task (the render while queued, the
+    # measurement once it has succeeded) was handed to the broker. Work not dispatched (the
+    # broker was down) or dispatched long ago (the message was lost) is sent again by the
+    # reconciler.
     dispatched_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
