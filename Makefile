@@ -57,7 +57,7 @@ example: $(STAMP)
 web: $(STAMP)
 	$(PY) manage.py runserver 127.0.0.1:8000
 worker: $(STAMP)
-	$(PY) -m celery -A feedbackloop worker -Q generation,metrics,improver,default --loglevel=INFO
+	OPENBLAS_NUM_THREADS=1 $(PY) -m celery -A feedbackloop worker -Q generation,metrics,improver,default --loglevel=INFO
 beat: $(STAMP)
 	$(PY) -m celery -A feedbackloop beat --loglevel=INFO
 

@@ -1,4 +1,4 @@
-"""Run web, Celery worker and Celery beat together; Ctrl-C stops all three.
+"""Run web, the Celery workers and Celery beat together; Ctrl-C stops them all.
 
 The embedded default for one machine. In production run the three as separate services
 (see the README) and as many workers as the load needs.
@@ -30,6 +30,7 @@ class Command(BaseCommand):
         )
         commands = {
             "web": [python, "manage.py", "runserver", options["addr"], "--noreload"],
+            # Renders, measurements and the improver: the long work.
             "worker": [
                 python,
                 "-m",
@@ -39,11 +40,30 @@ class Command(BaseCommand):
                 "worker",
                 "--loglevel=INFO",
                 "-Q",
-                ",".join(settings.CELERY_QUEUES_USED.values()),
+                ",".join(
+                    settings.CELERY_QUEUES_USED[q] for q in ("generation", "metrics", "improver")
+                ),
                 "--concurrency",
                 options["concurrency"],
                 "-n",
                 "embedded@%h",
+            ],
+            # Short housekeeping (the reconciler, feedback, webhooks) on its own small worker, so
+            # it never waits behind renders: recovery must run while every render slot is busy.
+            "housekeeping": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "feedbackloop",
+                "worker",
+                "--loglevel=INFO",
+                "-Q",
+                settings.CELERY_QUEUES_USED["default"],
+                "--concurrency",
+                "1",
+                "-n",
+                "housekeeping@%h",
             ],
             "beat": [
                 python,
@@ -70,7 +90,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         for name, cmd in commands.items():
             # Own process groups: the terminal's Ctrl-C reaches us, and we stop them in order.
-            children[name] = subprocess.Popen(cmd, start_new_session=True)
+            # One BLAS thread: the improver's matrices are small, and threads only fight.
+            env = {
+                **os.environ,
+                "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
+            }
+            children[name] = subprocess.Popen(cmd, start_new_session=True, env=env)
             self.stdout.write(f"started {name} (pid {children[name].pid})")
         self.stdout.write(
             self.style.SUCCESS(f"site on http://{options['addr']}/  — Ctrl-C stops all")
@@ -100,6 +125,6 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     os.killpg(child.pid, signal.SIGKILL)
                     child.wait()
-            self.stdout.write("stopped web, worker and beat")
+            self.stdout.write("stopped web, workers and beat")
         if exit_code:
             sys.exit(exit_code)
