@@ -16,17 +16,16 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from generation.models import Generation, MetricValue
-from generation.services import (
-    generation_request,
-    metric_store,
-    revision_approve_and_activate,
-    revision_create,
-    worker_token_create,
-)
+from generation.services.metrics import metric_store
+from generation.services.requests import generation_request
+from generation.services.tokens import worker_token_create
 from improvements.services import improvement_log
+from pipelines.models import ConfigRevision
+from pipelines.selectors import pipeline_default
+from pipelines.services.revisions import revision_approve_and_activate, revision_create
 from reviews.models import Review
 from reviews.selectors import feedback_summary
-from tests.factories import FinishedGenerationFactory
+from tests.factories import FinishedGenerationFactory, PipelineFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +37,7 @@ def _fresh_throttle_counts():
 
 @pytest.fixture
 def worker(db) -> APIClient:
-    token, key = worker_token_create(name="gpu-1")
+    token, key = worker_token_create(name="gpu-1", pipelines=["*"])
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     client.token = token
@@ -63,6 +62,11 @@ def reviewer_api(db) -> APIClient:
     return client
 
 
+def queue(prompt: str, backend: str = "remote") -> Generation:
+    """A job of the default pipeline, queued as the site does."""
+    return generation_request(pipeline=pipeline_default(), prompt=prompt, backend=backend)[0]
+
+
 def create(client: APIClient, body: dict, key: str | None = None):
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
     return client.post("/api/v1/generations/", body, format="json", **headers)
@@ -75,9 +79,10 @@ def test_config_is_the_active_revision_with_an_etag(active_revision, worker):
     response = worker.get("/api/v1/config/")
     assert response.status_code == 200
     body = response.json()
+    assert body["pipeline"] == "builtin" and body["schema_version"] == 1
     assert body["revision"] == active_revision.number
     assert body["params"] == active_revision.params
-    assert body["model_variant"] == "draft" and body["experiment_arm"] == ""
+    assert body["params"]["model_variant"] == "draft" and body["experiment_arm"] == ""
     assert response["ETag"] == body["etag"] and response["ETag"].startswith('"')
 
 
@@ -92,7 +97,11 @@ def test_config_answers_304_without_a_body_while_unchanged(active_revision, work
 
 def test_config_changes_its_etag_when_a_new_revision_is_activated(active_revision, worker):
     etag = worker.get("/api/v1/config/")["ETag"]
-    revision = revision_create(params={**active_revision.params, "crf": 18}, parent=active_revision)
+    revision = revision_create(
+        pipeline=active_revision.pipeline,
+        params={**active_revision.params, "crf": 18},
+        parent=active_revision,
+    )
     revision_approve_and_activate(revision=revision)
     response = worker.get("/api/v1/config/", HTTP_IF_NONE_MATCH=etag)
     assert response.status_code == 200
@@ -100,9 +109,17 @@ def test_config_changes_its_etag_when_a_new_revision_is_activated(active_revisio
 
 
 def test_config_without_an_active_revision_is_404(worker):
+    PipelineFactory()  # the default pipeline, declared but with no revision yet
     response = worker.get("/api/v1/config/")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "no_active_revision"
+
+
+def test_config_before_the_default_pipeline_is_registered_is_404_naming_it(worker):
+    response = worker.get("/api/v1/config/")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "unknown_pipeline" and "'builtin'" in error["message"]
 
 
 # --- create with idempotency ------------------------------------------------------------------
@@ -115,6 +132,7 @@ def test_create_queues_a_remote_job(active_revision, worker):
     assert body["status"] == "queued" and body["backend"] == "remote"
     assert body["prompt"] == "Harbour traffic briefing" and body["lease"] is None
     assert body["revision"] == active_revision.number
+    assert body["pipeline"] == "builtin" and body["params"] == active_revision.params
 
 
 def test_the_same_idempotency_key_returns_the_same_generation(active_revision, worker):
@@ -152,7 +170,7 @@ def test_a_malformed_idempotency_key_is_400(active_revision, worker, key):
     "of waiting; tests/test_remote_worker_e2e.py races a live server on an SQLite file instead",
 )
 def test_concurrent_posts_with_one_idempotency_key_make_one_row(active_revision):
-    _, key = worker_token_create(name="racer")
+    _, key = worker_token_create(name="racer", pipelines=["builtin"])
     statuses: list[int] = []
     ids: set[str] = set()
     errors: list[BaseException] = []
@@ -236,7 +254,7 @@ def listed(active_revision):
     old = FinishedGenerationFactory(prompt="Old harbour report", revision=active_revision)
     Generation.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))
     FinishedGenerationFactory(prompt="Tram ridership")
-    generation_request(prompt="Harbour queued", backend="remote")
+    queue("Harbour queued")
     return active_revision
 
 
@@ -366,7 +384,7 @@ def test_bad_worker_metrics_are_400(active_revision, worker, body):
 
 
 def test_metrics_for_an_unfinished_generation_are_409(active_revision, worker):
-    generation, _ = generation_request(prompt="queued", backend="remote")
+    generation = queue("queued")
     response = worker.post(
         f"/api/v1/generations/{generation.id}/metrics/", {"metrics": {"a": 1}}, format="json"
     )
@@ -424,7 +442,7 @@ def test_bad_ratings_are_400_with_a_code(active_revision, reviewer_api, ratings,
 
 
 def test_feedback_on_an_unfinished_generation_is_400(active_revision, reviewer_api):
-    generation, _ = generation_request(prompt="queued", backend="remote")
+    generation = queue("queued")
     response = reviewer_api.post(
         f"/api/v1/generations/{generation.id}/feedback/",
         {"ratings": {"visual_quality": 3}},
@@ -438,13 +456,22 @@ def test_the_summary_has_the_same_keys_as_get_feedback_summary(active_revision, 
 
 
 def test_the_improvement_log_is_the_seeds(active_revision, worker):
+    pipeline = active_revision.pipeline
     revision_create(
-        params={**active_revision.params, "crf": 20}, parent=active_revision, rationale="sharper"
+        pipeline=pipeline,
+        params={**active_revision.params, "crf": 20},
+        parent=active_revision,
+        rationale="sharper",
     )
     body = worker.get("/api/v1/improvements/?limit=1").json()
-    assert body == improvement_log(1) and body[0]["rationale"] == "sharper"
-    assert len(worker.get("/api/v1/improvements/").json()) == 2
+    assert body == improvement_log(pipeline=pipeline, limit=1)
+    assert body[0]["rationale"] == "sharper"
+    everything = worker.get("/api/v1/improvements/").json()
+    assert len(everything) == ConfigRevision.objects.filter(pipeline=pipeline).count() == 3
+    assert worker.get("/api/v1/improvements/?pipeline=builtin&limit=1").json() == body
     assert worker.get("/api/v1/improvements/?limit=0").status_code == 400
+    unknown = worker.get("/api/v1/improvements/?pipeline=nope")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_pipeline"
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -470,7 +497,7 @@ def test_a_body_of_an_unsupported_type_is_415(active_revision, worker, content_t
 
 
 def test_json_sent_to_the_upload_endpoint_is_415(active_revision, worker):
-    job, _ = generation_request(prompt="queued", backend="remote")
+    job = queue("queued")
     response = worker.post(f"/api/v1/jobs/{job.id}/complete/", {}, format="json")
     assert response.status_code == 415
 
@@ -483,7 +510,7 @@ def test_a_json_body_over_the_limit_is_413(active_revision, worker, settings):
 
 def test_an_oversized_multipart_form_field_is_413_not_500(active_revision, worker, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    job, _ = generation_request(prompt="queued", backend="remote")
+    job = queue("queued")
     response = worker.post(
         f"/api/v1/jobs/{job.id}/complete/",
         {"lease_id": "x", "script": "y" * 5000},
@@ -513,7 +540,7 @@ def test_requests_past_the_rate_are_429_with_retry_after(active_revision, worker
 
 def test_the_rate_is_counted_per_token(active_revision, worker, settings):
     settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "worker": "2/min"}
-    _, other_key = worker_token_create(name="gpu-2")
+    _, other_key = worker_token_create(name="gpu-2", pipelines=["*"])
     other = Client(HTTP_AUTHORIZATION=f"Token {other_key}")
     assert [worker.get("/api/v1/config/").status_code for _ in range(3)] == [200, 200, 429]
     assert other.get("/api/v1/config/").status_code == 200
@@ -521,7 +548,7 @@ def test_the_rate_is_counted_per_token(active_revision, worker, settings):
 
 @pytest.mark.parametrize("kind", ["fields", "files"])
 def test_a_multipart_body_with_too_many_parts_is_400_not_500(active_revision, worker, kind):
-    job, _ = generation_request(prompt="queued", backend="remote")
+    job = queue("queued")
     if kind == "fields":
         body = {f"f{i}": "x" for i in range(1100)}
     else:

@@ -17,8 +17,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from generation.models import Generation, MetricsRun, MetricValue
-from generation.renderer import render_video
-from generation.services import generation_request, job_claim, worker_token_create
+from generation.services.leases import job_claim
+from generation.services.requests import generation_request
+from generation.services.tokens import worker_token_create
+from pipelines.builtin.renderer import render_video
+from pipelines.selectors import pipeline_default
 
 pytestmark = pytest.mark.django_db
 
@@ -72,8 +75,8 @@ def clock(monkeypatch) -> Clock:
     return Clock(monkeypatch)
 
 
-def worker_client(name: str) -> APIClient:
-    token, key = worker_token_create(name=name)
+def worker_client(name: str, pipelines: tuple[str, ...] = ("*",)) -> APIClient:
+    token, key = worker_token_create(name=name, pipelines=list(pipelines))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     client.token = token
@@ -91,7 +94,7 @@ def other_worker(db) -> APIClient:
 
 
 def queue_job(prompt: str = "A briefing on tram lines") -> Generation:
-    generation, _ = generation_request(prompt=prompt, backend="remote")
+    generation, _ = generation_request(pipeline=pipeline_default(), prompt=prompt, backend="remote")
     return generation
 
 
@@ -136,7 +139,7 @@ def test_claim_with_an_empty_queue_is_204(active_revision, worker):
 
 
 def test_builtin_generations_are_never_handed_to_workers(active_revision, worker):
-    generation_request(prompt="rendered on the server", enqueue=False)
+    generation_request(pipeline=pipeline_default(), prompt="rendered on the server", enqueue=False)
     assert worker.post("/api/v1/jobs/claim/", {}, format="json").status_code == 204
 
 
@@ -424,7 +427,9 @@ def test_lease_operations_on_unknown_or_malformed_ids_are_404(active_revision, w
 
 
 def test_a_builtin_generation_is_not_a_job(active_revision, worker):
-    generation, _ = generation_request(prompt="server side", enqueue=False)
+    generation, _ = generation_request(
+        pipeline=pipeline_default(), prompt="server side", enqueue=False
+    )
     response = worker.post(
         f"/api/v1/jobs/{generation.id}/heartbeat/",
         {"lease_id": "5b0a7c1e-0000-4000-8000-000000000000"},
@@ -450,7 +455,7 @@ def test_a_malformed_lease_id_is_400(active_revision, worker):
 )
 def test_concurrent_claims_hand_each_job_to_exactly_one_worker(active_revision):
     jobs = {str(queue_job(f"job {i}").id) for i in range(6)}
-    tokens = [worker_token_create(name=f"racer-{i}")[0] for i in range(4)]
+    tokens = [worker_token_create(name=f"racer-{i}", pipelines=["*"])[0] for i in range(4)]
     claimed: list[str] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(tokens))

@@ -15,13 +15,11 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from generation.models import WorkerToken
-from generation.renderer import render_video
-from generation.services import (
-    generation_request,
-    job_claim,
-    worker_token_create,
-    worker_token_revoke,
-)
+from generation.services.leases import job_claim
+from generation.services.requests import generation_request
+from generation.services.tokens import worker_token_create, worker_token_revoke
+from pipelines.builtin.renderer import render_video
+from pipelines.selectors import pipeline_default
 from tests.factories import FinishedGenerationFactory
 
 User = get_user_model()
@@ -40,6 +38,10 @@ ROLES = ("anonymous", "worker", "reviewer", "admin", "no_role")
 # Allowed roles send a valid request, so their status is the operation's success code.
 TABLE = {
     "GET config": (401, 200, 200, 200, 403),
+    "GET pipelines": (401, 200, 200, 200, 403),
+    "GET pipelines/{slug}": (401, 200, 200, 200, 403),
+    "GET pipelines/{slug}/config": (401, 200, 200, 200, 403),
+    "PUT pipelines/{slug}": (401, 200, 403, 200, 403),
     "POST jobs/claim": (401, 200, 403, 403, 403),
     "POST jobs/{id}/heartbeat": (401, 200, 403, 403, 403),
     "POST jobs/{id}/complete": (401, 200, 403, 403, 403),
@@ -89,10 +91,11 @@ def video_bytes(tmp_path_factory) -> bytes:
 
 @pytest.fixture
 def world(active_revision, video_bytes) -> dict:
-    token, key = worker_token_create(name="gpu-1")
-    generation_request(prompt="waiting job", backend="remote")
+    token, key = worker_token_create(name="gpu-1", pipelines=["builtin"])
+    pipeline = pipeline_default()
+    generation_request(pipeline=pipeline, prompt="waiting job", backend="remote")
     leased = job_claim(worker=token)
-    generation_request(prompt="another waiting job", backend="remote")
+    generation_request(pipeline=pipeline, prompt="another waiting job", backend="remote")
     reviewer = person("rita")
     reviewer.groups.add(Group.objects.get_or_create(name="reviewer")[0])
     clients = {
@@ -113,12 +116,30 @@ def world(active_revision, video_bytes) -> dict:
     }
 
 
+def builtin_declaration() -> dict:
+    """The builtin pipeline's registration body as it stands (a PUT of it changes nothing)."""
+    from feedbackloop.config import BUILTIN_ENTRY
+    from pipelines.builtin.declaration import DECLARATION
+
+    return {
+        "name": BUILTIN_ENTRY["name"],
+        "description": BUILTIN_ENTRY["description"],
+        "parameters": DECLARATION,
+    }
+
+
 def send(endpoint: str, client: APIClient, world: dict):
     leased, finished = world["leased"], world["finished"]
     lease = {"lease_id": str(leased.lease_id)}
     v1 = "/api/v1/"
     requests = {
         "GET config": lambda: client.get(f"{v1}config/"),
+        "GET pipelines": lambda: client.get(f"{v1}pipelines/"),
+        "GET pipelines/{slug}": lambda: client.get(f"{v1}pipelines/builtin/"),
+        "GET pipelines/{slug}/config": lambda: client.get(f"{v1}pipelines/builtin/config/"),
+        "PUT pipelines/{slug}": lambda: client.put(
+            f"{v1}pipelines/builtin/", builtin_declaration(), format="json"
+        ),
         "POST jobs/claim": lambda: client.post(f"{v1}jobs/claim/", {}, format="json"),
         "POST jobs/{id}/heartbeat": lambda: client.post(
             f"{v1}jobs/{leased.id}/heartbeat/", lease, format="json"
@@ -177,32 +198,32 @@ def test_a_bad_token_is_401(active_revision, header):
 
 
 def test_a_bearer_token_works_too(active_revision):
-    _, key = worker_token_create(name="gpu-1")
+    _, key = worker_token_create(name="gpu-1", pipelines=["builtin"])
     assert APIClient(HTTP_AUTHORIZATION=f"Bearer {key}").get("/api/v1/config/").status_code == 200
 
 
 def test_a_revoked_token_is_401(active_revision):
-    token, key = worker_token_create(name="gpu-1")
+    token, key = worker_token_create(name="gpu-1", pipelines=["builtin"])
     worker_token_revoke(token=token)
     assert APIClient(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/config/").status_code == 401
 
 
 def test_a_worker_token_is_refused_outside_the_api(active_revision):
-    _, key = worker_token_create(name="gpu-1")
+    _, key = worker_token_create(name="gpu-1", pipelines=["builtin"])
     for path in ["/admin/", "/admin/login/", "/"]:
         response = Client(HTTP_AUTHORIZATION=f"Token {key}").get(path)
         assert response.status_code == 403, path
 
 
 def test_only_the_hash_of_a_key_is_stored(db):
-    token, key = worker_token_create(name="gpu-1")
+    token, key = worker_token_create(name="gpu-1", pipelines=["builtin"])
     assert key.startswith("flw_") and len(key) > 40
     assert token.key_hash == WorkerToken.hash_key(key) and key not in token.key_hash
     assert token.prefix == key[:12]
 
 
 def test_using_a_token_records_when_it_was_last_used(active_revision):
-    token, key = worker_token_create(name="gpu-1")
+    token, key = worker_token_create(name="gpu-1", pipelines=["builtin"])
     assert token.last_used_at is None
     APIClient(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/config/")
     token.refresh_from_db()
@@ -210,46 +231,66 @@ def test_using_a_token_records_when_it_was_last_used(active_revision):
 
 
 def test_one_live_token_per_worker_name_and_a_new_one_after_revoking(db):
-    token, _ = worker_token_create(name="gpu-1")
+    token, _ = worker_token_create(name="gpu-1", pipelines=["builtin"])
     with pytest.raises(Exception, match="already has a live token"):
-        worker_token_create(name="gpu-1")
+        worker_token_create(name="gpu-1", pipelines=["builtin"])
     worker_token_revoke(token=token)
-    assert worker_token_create(name="gpu-1")[0].pk != token.pk
+    assert worker_token_create(name="gpu-1", pipelines=["builtin"])[0].pk != token.pk
 
 
 def test_the_command_prints_a_working_key_once(active_revision):
     out, err = io.StringIO(), io.StringIO()
-    call_command("create_worker_token", "gpu-7", stdout=out, stderr=err)
+    call_command("create_worker_token", "gpu-7", stdout=out, stderr=err)  # default pipeline
     key = out.getvalue().strip()
     assert key.startswith("flw_") and "\n" not in key
     assert "not be shown again" in err.getvalue()
     assert APIClient(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/config/").status_code == 200
-    assert WorkerToken.objects.get().name == "gpu-7"
+    token = WorkerToken.objects.get()
+    assert token.name == "gpu-7" and token.pipelines == ["builtin"]
+
+
+def test_the_command_gives_a_token_the_pipelines_it_names(db):
+    out = io.StringIO()
+    call_command(
+        "create_worker_token", "gpu-8", "--pipelines", "diffusers-*, wan", stdout=out,
+        stderr=io.StringIO(),
+    )  # fmt: skip
+    token = WorkerToken.objects.get()
+    assert token.pipelines == ["diffusers-*", "wan"]
+    assert token.may_serve("diffusers-cog") and token.may_serve("wan")
+    assert not token.may_serve("builtin")
 
 
 def test_the_admin_shows_a_new_key_once(db):
     admin = Client()
     admin.force_login(person("boss", is_staff=True, is_superuser=True))
-    response = admin.post("/admin/generation/workertoken/add/", {"name": "gpu-9"}, follow=True)
+    response = admin.post(
+        "/admin/generation/workertoken/add/",
+        {"name": "gpu-9", "pipelines": "builtin, diffusers-*"},
+        follow=True,
+    )
     page = response.content.decode()
     token = WorkerToken.objects.get()
     assert "not be shown again" in page and f"<code>{token.prefix}" in page
     key = page.split("<code>", 1)[1].split("</code>", 1)[0]
     assert WorkerToken.hash_key(key) == token.key_hash and token.created_by.username == "boss"
+    assert token.pipelines == ["builtin", "diffusers-*"]
     listing = admin.get("/admin/generation/workertoken/").content.decode()
     assert key not in listing and token.prefix in listing
 
 
 def test_the_admin_refuses_a_second_live_token_with_the_same_name(db):
-    worker_token_create(name="gpu-9")
+    worker_token_create(name="gpu-9", pipelines=["builtin"])
     admin = Client()
     admin.force_login(person("boss", is_staff=True, is_superuser=True))
-    response = admin.post("/admin/generation/workertoken/add/", {"name": "gpu-9"})
+    response = admin.post(
+        "/admin/generation/workertoken/add/", {"name": "gpu-9", "pipelines": "builtin"}
+    )
     assert response.status_code == 200 and WorkerToken.objects.count() == 1
 
 
 def test_the_admin_revokes_tokens(active_revision):
-    token, key = worker_token_create(name="gpu-1")
+    token, key = worker_token_create(name="gpu-1", pipelines=["builtin"])
     admin = Client()
     admin.force_login(person("boss", is_staff=True, is_superuser=True))
     admin.post(
@@ -265,9 +306,10 @@ def test_an_admin_queues_a_remote_job_in_the_admin(active_revision):
     admin = Client()
     admin.force_login(person("boss", is_staff=True, is_superuser=True))
     admin.post(
-        "/admin/generation/generation/add/", {"prompt": "From the admin", "backend": "remote"}
+        "/admin/generation/generation/add/",
+        {"pipeline": active_revision.pipeline.pk, "prompt": "From the admin", "backend": "remote"},
     )
-    token, _ = worker_token_create(name="gpu-1")
+    token, _ = worker_token_create(name="gpu-1", pipelines=["builtin"])
     job = job_claim(worker=token)
     assert job is not None and job.prompt == "From the admin"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from generation import services
 from generation.models import Generation, MetricsRun
+from generation.services.requests import generation_request
 from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,9 +103,10 @@ def worker(settings, tmp_path):
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_real_worker_on_redis_renders_a_queued_generation_and_measures_it(worker, small_params):
-    services.revision_ensure_active(params=small_params)
-    generation, _ = services.generation_request(prompt="Through the real broker")
+def test_real_worker_on_redis_renders_a_queued_generation_and_measures_it(worker, active_revision):
+    generation, _ = generation_request(
+        pipeline=active_revision.pipeline, prompt="Through the real broker"
+    )
     assert generation.status == Generation.Status.QUEUED
     deadline = time.time() + 120
     while time.time() < deadline:

@@ -4,12 +4,17 @@ import pytest
 
 from feedbackloop.config import ConfigError, load_config
 
-DEFAULT = Path(__file__).resolve().parent.parent / "config" / "default_config.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT = ROOT / "config" / "default_config.yaml"
 
 
 def test_default_config_loads_with_the_design_settings():
     config = load_config(DEFAULT)
-    assert config.params["model_variant"] == "standard"
+    assert config.default_pipeline == "builtin"
+    builtin = config.pipeline()
+    assert builtin.slug == "builtin" and builtin.params["model_variant"] == "standard"
+    assert builtin.renderer == "pipelines.builtin.renderer:render_video"
+    assert builtin.declaration["properties"]["crf"]["maximum"] == 51
     assert config.feedback.min_feedback_for_analysis >= 1
     assert config.feedback.analysis_frequency_minutes >= 1
     assert config.feedback.require_approval is False
@@ -29,11 +34,32 @@ def test_bad_yaml_names_the_file(tmp_path):
         load_config(path)
 
 
+def test_a_file_without_pipelines_declares_the_builtin_one_with_the_older_generator_params(
+    tmp_path,
+):
+    path = tmp_path / "conf.yaml"
+    path.write_text("generator:\n  params:\n    crf: 18\n")
+    config = load_config(path)
+    assert [p.slug for p in config.pipelines] == ["builtin"]
+    assert config.default_pipeline == "builtin" and config.pipeline().params == {"crf": 18}
+
+
+PIPELINE = (
+    "pipelines:\n  - slug: builtin\n    name: Built-in\n"
+    "    declaration: {root}/pipelines/builtin/parameters.json\n"
+)
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [
         ("generator:\n  params:\n    crf: 99\n", "generator.params.crf"),
         ("generator:\n  params:\n    colour: red\n", "generator.params.colour"),
+        (PIPELINE + "    params:\n      crf: 99\n", "pipelines[0].params.crf"),
+        (PIPELINE + "    colour: red\n", "pipelines[0].colour"),
+        (PIPELINE.replace("parameters.json", "missing.json"), "pipelines[0].declaration"),
+        ("pipelines: []\n", "pipelines"),
+        (PIPELINE + "default_pipeline: other\n", "default_pipeline"),
         ("feedback:\n  min_feedback_for_analysis: 0\n", "feedback.min_feedback_for_analysis"),
         ("feedback:\n  require_approval: maybe\n", "feedback.require_approval"),
         (
@@ -46,7 +72,7 @@ def test_bad_yaml_names_the_file(tmp_path):
 )
 def test_bad_value_names_the_file_and_the_key(tmp_path, text, key):
     path = tmp_path / "conf.yaml"
-    path.write_text(text)
+    path.write_text(text.format(root=ROOT))
     with pytest.raises(ConfigError) as exc:
         load_config(path)
     assert str(exc.value).startswith(f"{path}: {key}: ")

@@ -1,4 +1,10 @@
-"""Canary experiments: start, decide from ratings and guardrails, record, roll back to."""
+"""Experiments: arms open against the active revision, share traffic, are decided and recorded;
+rollbacks stop them.
+
+What an arm's numbers say (promote, drop, continue) is the improver policy's decision
+(improvements/search, tested in tests/improver_search/); here the decisions are given, and
+these tests check what applying them does to revisions, arms and the experiment.
+"""
 
 from __future__ import annotations
 
@@ -7,61 +13,63 @@ from django.contrib.auth import get_user_model
 from django_celery_beat.models import PeriodicTask
 
 from feedbackloop.errors import Conflict
-from generation.models import ConfigRevision, Generation, RevisionTransition
-from generation.services import generation_request, revision_create, revision_transition
+from generation.services.requests import generation_request
 from improvements.experiments import (
-    corrected_bounds,
-    experiment_evaluate,
+    MIN_CONTROL_SHARE,
+    ArmOutcome,
+    arm_open,
+    arms_set_shares,
+    experiment_abort_if_orphaned,
+    experiment_apply,
+    experiment_current,
     experiment_schedule_ensure,
-    experiment_start,
-    experiments_evaluate,
+    revisions_approve_as_arms,
+)
+from improvements.models import Experiment, ExperimentArm, ExperimentDecision
+from pipelines.models import ConfigRevision, RevisionTransition
+from pipelines.services.revisions import (
+    revision_approve_and_activate,
+    revision_create,
     revision_reject,
     revision_rollback_to,
+    revision_transition,
 )
-from improvements.models import Experiment, ExperimentDecision
-from improvements.tasks import experiments_evaluate_task
-from reviews.services import IssueInput, review_create
-from tests.factories import FinishedGenerationFactory
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
 S = ConfigRevision.Status
-
-GOOD = [5, 4, 5, 5]
-BAD = [2, 3, 2, 2]
+A = ExperimentArm.Status
 
 
-@pytest.fixture
-def reviewers():
-    return [User.objects.create(username=f"panel{i}") for i in range(4)]
+def propose(parent: ConfigRevision, **changes) -> ConfigRevision:
+    return revision_create(
+        pipeline=parent.pipeline, params={**parent.params, **changes}, parent=parent
+    )
 
 
 @pytest.fixture
 def proposal(active_revision):
     return revision_create(
-        params={**active_revision.params, "crf": 20}, parent=active_revision, rationale="sharper"
+        pipeline=active_revision.pipeline,
+        params={**active_revision.params, "crf": 20},
+        parent=active_revision,
+        rationale="sharper",
     )
 
 
-def feed(experiment: Experiment, arm: str, pattern: list[int], n: int, reviewers, **gen) -> None:
-    """n reviewed generations in one arm, ratings cycling through `pattern` and the panel."""
-    revision = experiment.candidate if arm == "candidate" else experiment.control
-    for i in range(n):
-        generation = FinishedGenerationFactory(revision=revision, experiment_arm=arm, **gen)
-        review_create(
-            reviewer=reviewers[i % len(reviewers)],
-            generation=generation,
-            ratings={"overall_satisfaction": pattern[i % len(pattern)]},
-        )
+def outcome(revision: ConfigRevision, kind: str, **numbers) -> ArmOutcome:
+    return ArmOutcome(revision_id=revision.pk, kind=kind, reason=f"{kind} by test", **numbers)
 
 
-def test_start_makes_the_proposal_a_canary_with_the_configured_share(proposal, active_revision):
-    experiment = experiment_start(revision=proposal, share=0.3)
+def test_opening_an_arm_makes_the_proposal_a_canary_with_the_given_share(proposal, active_revision):
+    arm = arm_open(revision=proposal, share=0.3)
     proposal.refresh_from_db()
     assert proposal.status == S.CANARY and proposal.rollout_share == 0.3
-    assert (experiment.candidate, experiment.control, experiment.status) == (
-        proposal,
+    experiment = arm.experiment
+    assert (arm.revision, arm.share, arm.status) == (proposal, 0.3, A.RUNNING)
+    assert (experiment.control, experiment.pipeline, experiment.status) == (
         active_revision,
+        active_revision.pipeline,
         "running",
     )
     assert experiment.alpha > 0 and experiment.min_ratings_per_arm > 0
@@ -70,199 +78,225 @@ def test_start_makes_the_proposal_a_canary_with_the_configured_share(proposal, a
 
 
 def test_the_default_share_comes_from_the_criteria(proposal):
-    assert experiment_start(revision=proposal).share == pytest.approx(0.2)
+    assert arm_open(revision=proposal).share == pytest.approx(0.2)
 
 
 def test_new_generations_are_split_deterministically_by_the_share(proposal, active_revision):
-    experiment_start(revision=proposal, share=0.3)
-    made = [generation_request(prompt=f"clip {i}", enqueue=False)[0] for i in range(200)]
+    arm_open(revision=proposal, share=0.3)
+    made = [
+        generation_request(pipeline=proposal.pipeline, prompt=f"clip {i}", enqueue=False)[0]
+        for i in range(200)
+    ]
     candidate = [g for g in made if g.experiment_arm == "candidate"]
     assert all(g.revision_id == proposal.pk for g in candidate)
     assert all(g.revision_id == active_revision.pk for g in made if g.experiment_arm == "control")
     assert 35 <= len(candidate) <= 85  # 30% of 200 = 60, binomial sd 6.5
 
 
-def test_a_second_experiment_is_refused_while_one_runs(proposal, active_revision):
-    experiment_start(revision=proposal)
-    other = revision_create(params={**active_revision.params, "crf": 28}, parent=active_revision)
-    with pytest.raises(Conflict):
-        experiment_start(revision=other)
-    assert other.transitions.count() == 1  # untouched
+def test_a_second_arm_joins_the_running_experiment_and_the_arms_split_the_traffic(
+    proposal, active_revision
+):
+    first = arm_open(revision=proposal)
+    other = propose(active_revision, crf=28)
+    third = propose(active_revision, grain=0.0)
+    second = arm_open(revision=other)
+    last = arm_open(revision=third)
+    assert first.experiment_id == second.experiment_id == last.experiment_id
+    assert Experiment.objects.filter(status="running").count() == 1
+    arms = list(ExperimentArm.objects.filter(status=A.RUNNING).select_related("revision"))
+    assert len(arms) == 3
+    assert all(a.revision.status == S.CANARY for a in arms)
+    assert all(a.share == pytest.approx(a.revision.rollout_share) for a in arms)
+    assert len({round(a.share, 6) for a in arms}) == 1  # an even split
+    assert 1 - sum(a.share for a in arms) >= MIN_CONTROL_SHARE - 1e-9
 
 
-def test_a_rejected_revision_cannot_start(proposal):
+def test_an_arm_that_leaves_no_share_for_the_control_is_refused(proposal, active_revision):
+    arm_open(revision=proposal, share=0.6)
+    other = propose(active_revision, crf=28)
+    with pytest.raises(Conflict, match="nothing for the control"):
+        arm_open(revision=other, share=0.5)
+    other.refresh_from_db()
+    assert other.status == S.PROPOSED and other.transitions.count() == 1
+    assert ExperimentArm.objects.count() == 1
+
+
+def test_arm_shares_can_be_set_together_and_the_control_keeps_the_rest(proposal, active_revision):
+    first = arm_open(revision=proposal)
+    second = arm_open(revision=propose(active_revision, crf=28))
+    arms_set_shares(experiment=first.experiment, shares={proposal.pk: 0.1, second.revision_id: 0.5})
+    proposal.refresh_from_db()
+    second.revision.refresh_from_db()
+    assert (proposal.rollout_share, second.revision.rollout_share) == (0.1, 0.5)
+    shares = dict(ExperimentArm.objects.values_list("revision_id", "share"))
+    assert shares == {proposal.pk: 0.1, second.revision_id: 0.5}
+
+
+def test_a_rejected_revision_cannot_open_an_arm(proposal):
     revision_reject(revision=proposal, actor=None, note="no")
     with pytest.raises(Conflict):
-        experiment_start(revision=proposal)
+        arm_open(revision=proposal)
     assert not Experiment.objects.exists()
 
 
-def test_a_clearly_better_candidate_is_promoted_and_the_control_retired(
-    proposal, active_revision, reviewers
-):
-    experiment = experiment_start(revision=proposal)
-    feed(experiment, "candidate", GOOD, 40, reviewers)
-    feed(experiment, "control", BAD, 40, reviewers)
-    decision = experiment_evaluate(experiment=experiment)
-    assert decision.kind == "promote"
-    assert decision.lower > 0 and decision.estimate == pytest.approx(2.5)
-    assert (decision.n_candidate, decision.n_control) == (40, 40)
-    assert decision.numbers["arms"]["candidate"]["n_reviewed"] == 40
-    proposal.refresh_from_db()
-    active_revision.refresh_from_db()
-    experiment.refresh_from_db()
-    assert (proposal.status, active_revision.status) == ("active", "retired")
-    assert experiment.status == "promoted" and experiment.finished_at is not None
-    assert experiment.result["decision"] == "promote" and experiment.result["lower"] > 0
+def test_a_batch_approval_opens_each_proposal_and_names_the_refused(proposal, active_revision):
+    other = propose(active_revision, crf=28)
+    rejected = propose(active_revision, grain=0.0)
+    revision_reject(revision=rejected)
+    opened, refused = revisions_approve_as_arms(revisions=[other, rejected, proposal])
+    assert [a.revision for a in opened] == [proposal, other]
+    assert list(refused) == [rejected.number] and "rejected" in refused[rejected.number]
 
 
-def test_a_clearly_worse_candidate_is_rolled_back(proposal, active_revision, reviewers):
-    experiment = experiment_start(revision=proposal)
-    feed(experiment, "candidate", BAD, 40, reviewers)
-    feed(experiment, "control", GOOD, 40, reviewers)
-    decision = experiment_evaluate(experiment=experiment)
-    assert decision.kind == "rollback" and decision.upper < 0
-    proposal.refresh_from_db()
-    active_revision.refresh_from_db()
-    assert (proposal.status, active_revision.status) == ("rolled_back", "active")
-    assert Experiment.objects.get().status == "rolled_back"
-
-
-def test_an_undecided_experiment_keeps_running_and_records_each_new_look_once(proposal, reviewers):
-    experiment = experiment_start(revision=proposal)
-    feed(experiment, "candidate", [3, 4], 6, reviewers)
-    feed(experiment, "control", [4, 3], 6, reviewers)
-    first = experiment_evaluate(experiment=experiment)
-    assert first.kind == "continue" and "waiting" in first.reason
-    assert (first.n_candidate, first.n_control) == (6, 6)
-    assert experiment_evaluate(experiment=experiment).pk == first.pk  # nothing new: no spam
-    feed(experiment, "control", [4], 1, reviewers)
-    second = experiment_evaluate(experiment=experiment)
-    assert second.pk != first.pk and second.n_control == 7
-    assert ExperimentDecision.objects.count() == 2
-    proposal.refresh_from_db()
-    assert proposal.status == S.CANARY
-    assert Experiment.objects.get().result["n_control"] == 7
-
-
-def test_a_failure_rate_guardrail_rolls_back_before_any_rating(proposal, active_revision):
-    experiment = experiment_start(revision=proposal)
-    for arm, revision, failed in (("candidate", proposal, 20), ("control", active_revision, 0)):
-        for i in range(30):
-            FinishedGenerationFactory(
-                revision=revision,
-                experiment_arm=arm,
-                status=Generation.Status.FAILED if i < failed else Generation.Status.SUCCEEDED,
-                video="" if i < failed else f"generations/{arm}-{i}.mp4",
-                generation_seconds=None if i < failed else 2.0,
-            )
-    decision = experiment_evaluate(experiment=experiment)
-    assert decision.kind == "rollback" and decision.reason.startswith("guardrail")
-    assert decision.numbers["breaches"][0]["name"] == "failure_rate"
-    assert decision.numbers["arms"]["candidate"]["n_failed"] == 20
-    proposal.refresh_from_db()
-    assert proposal.status == S.ROLLED_BACK
-
-
-def test_a_slow_candidate_is_rolled_back_by_the_generation_time_guardrail(
+def test_a_promotion_activates_the_arm_retires_the_control_and_finishes_the_experiment(
     proposal, active_revision
 ):
-    experiment = experiment_start(revision=proposal)
-    for arm, revision, seconds in (("candidate", proposal, 5.0), ("control", active_revision, 2.0)):
-        for _ in range(20):
-            FinishedGenerationFactory(
-                revision=revision, experiment_arm=arm, generation_seconds=seconds
+    arm = arm_open(revision=proposal)
+    decisions = experiment_apply(
+        experiment=arm.experiment,
+        outcomes=[
+            outcome(
+                proposal,
+                "promote",
+                estimate=1.2,
+                lower=0.4,
+                upper=2.0,
+                n_candidate=40,
+                n_control=40,
             )
-    decision = experiment_evaluate(experiment=experiment)
-    assert decision.kind == "rollback" and "2.50x" in decision.reason
-    assert decision.numbers["arms"]["candidate"]["mean_generation_seconds"] == 5.0
-
-
-def test_the_experiment_is_aborted_when_its_control_is_replaced(proposal, active_revision):
-    experiment = experiment_start(revision=proposal)
-    other = revision_create(params={**active_revision.params, "crf": 28}, parent=active_revision)
-    revision_transition(revision=other, to_status=S.APPROVED)
-    revision_transition(revision=other, to_status=S.ACTIVE)
-    assert experiment_evaluate(experiment=experiment) is None
-    experiment.refresh_from_db()
-    proposal.refresh_from_db()
-    assert experiment.status == "aborted" and proposal.status == S.ROLLED_BACK
-
-
-def test_the_issue_report_guardrail_counts_reviewed_generations_with_a_report(
-    proposal, active_revision, reviewers
-):
-    experiment = experiment_start(revision=proposal)
-    for arm, revision in (("candidate", proposal), ("control", active_revision)):
-        for _ in range(25):
-            generation = FinishedGenerationFactory(revision=revision, experiment_arm=arm)
-            issues = [IssueInput("blur", 0.0, 1.0)] if arm == "candidate" else []
-            review_create(
-                reviewer=reviewers[0],
-                generation=generation,
-                ratings={"overall_satisfaction": 4},
-                issues=issues,
-            )
-    decision = experiment_evaluate(experiment=experiment)
-    assert decision.kind == "rollback"
-    assert [b["name"] for b in decision.numbers["breaches"]] == ["issue_report_rate"]
-    arms = decision.numbers["arms"]
-    assert (
-        arms["candidate"]["n_with_issue_report"] == 25
-        and arms["control"]["n_with_issue_report"] == 0
+        ],  # fmt: skip
     )
+    assert [d.kind for d in decisions] == ["promote"]
+    assert (decisions[0].lower, decisions[0].n_candidate, decisions[0].n_control) == (0.4, 40, 40)
+    proposal.refresh_from_db()
+    active_revision.refresh_from_db()
+    arm.refresh_from_db()
+    experiment = Experiment.objects.get(pk=arm.experiment_id)
+    assert (proposal.status, active_revision.status) == ("active", "retired")
+    assert proposal.rollout_share is None
+    assert arm.status == A.PROMOTED and arm.decided_at is not None
+    assert arm.result["decision"] == "promote" and arm.result["lower"] == 0.4
+    assert experiment.status == "finished" and experiment.finished_at is not None
 
 
-def test_ratings_from_before_the_canary_set_reviewer_offsets_and_widen_the_bounds(
-    proposal, active_revision, reviewers
+def test_undecided_arms_carry_over_to_a_new_experiment_against_the_promoted_revision(
+    proposal, active_revision
 ):
-    harsh, kind = reviewers[0], reviewers[1]
-    for _ in range(6):
-        generation = FinishedGenerationFactory(revision=active_revision)
-        review_create(reviewer=harsh, generation=generation, ratings={"overall_satisfaction": 2})
-        review_create(reviewer=kind, generation=generation, ratings={"overall_satisfaction": 4})
-    experiment = experiment_start(revision=proposal)
-    offsets = experiment.result["offsets"]["by_reviewer"]
-    assert offsets[str(harsh.pk)] == pytest.approx(-0.5) and offsets[str(kind.pk)] == 0.5
-    assert corrected_bounds(offsets) == (0.5, 5.5)
-    feed(experiment, "candidate", [2], 3, [harsh])
-    feed(experiment, "control", [4], 3, [kind])
-    decision = experiment_evaluate(experiment=experiment)
-    # 2 − (−0.5) vs 4 − 0.5: the raw gap of −2 shrinks to −1 once offsets are removed.
-    assert decision.estimate == pytest.approx(-1.0)
-    assert decision.numbers["raw_means"] == {"candidate": 2.0, "control": 4.0}
-    assert decision.numbers["bounds"] == [0.5, 5.5]
+    winner = arm_open(revision=proposal)
+    other = propose(active_revision, crf=28)
+    waiting = arm_open(revision=other)
+    experiment_apply(
+        experiment=winner.experiment,
+        outcomes=[outcome(proposal, "promote"), outcome(other, "continue", n_candidate=3)],
+    )
+    waiting.refresh_from_db()
+    other.refresh_from_db()
+    successor = Experiment.objects.get(status="running")
+    assert successor.pk != winner.experiment_id and successor.control == proposal
+    assert waiting.status == A.CARRIED_OVER
+    carried = successor.arms.get()
+    assert (carried.revision, carried.status, carried.share) == (other, A.RUNNING, waiting.share)
+    assert other.status == S.CANARY
 
 
-def test_evaluating_twice_or_with_a_stale_row_decides_once(proposal, reviewers):
-    experiment = experiment_start(revision=proposal)
-    feed(experiment, "candidate", GOOD, 40, reviewers)
-    feed(experiment, "control", BAD, 40, reviewers)
-    stale = Experiment.objects.get(pk=experiment.pk)  # still says "running" in memory
-    first = experiment_evaluate(experiment=experiment)
-    again = experiment_evaluate(experiment=stale)
-    assert again.pk == first.pk and ExperimentDecision.objects.count() == 1
-    assert experiments_evaluate() == []  # nothing running any more
+def test_a_dropped_arm_is_rolled_back_and_the_control_stays(proposal, active_revision):
+    arm = arm_open(revision=proposal)
+    decisions = experiment_apply(
+        experiment=arm.experiment, outcomes=[outcome(proposal, "drop", upper=-0.3)]
+    )
+    assert [d.kind for d in decisions] == ["drop"]
+    proposal.refresh_from_db()
+    active_revision.refresh_from_db()
+    arm.refresh_from_db()
+    assert (proposal.status, active_revision.status) == ("rolled_back", "active")
+    assert arm.status == A.DROPPED and arm.reason == "drop by test"
+    assert proposal.rollout_share is None
+
+
+def test_a_guardrail_rollback_ends_the_arm_as_rolled_back(proposal):
+    arm = arm_open(revision=proposal)
+    experiment_apply(experiment=arm.experiment, outcomes=[outcome(proposal, "rollback")])
+    arm.refresh_from_db()
+    proposal.refresh_from_db()
+    assert arm.status == A.ROLLED_BACK and proposal.status == S.ROLLED_BACK
+
+
+def test_an_undecided_arm_keeps_running_and_each_new_look_is_recorded_once(proposal):
+    arm = arm_open(revision=proposal)
+    look = outcome(proposal, "continue", estimate=0.1, n_candidate=6, n_control=6)
+    first = experiment_apply(experiment=arm.experiment, outcomes=[look])
+    assert [d.kind for d in first] == ["continue"]
+    assert experiment_apply(experiment=arm.experiment, outcomes=[look]) == []  # nothing new
+    later = outcome(proposal, "continue", estimate=0.2, n_candidate=6, n_control=7)
+    second = experiment_apply(experiment=arm.experiment, outcomes=[later])
+    assert second[0].pk != first[0].pk and second[0].n_control == 7
+    assert ExperimentDecision.objects.count() == 2
+    proposal.refresh_from_db()
+    arm.refresh_from_db()
+    assert proposal.status == S.CANARY and arm.status == A.RUNNING
+    assert arm.result["n_control"] == 7 and arm.result["estimate"] == 0.2
+
+
+def test_applying_twice_or_with_a_stale_row_decides_once(proposal):
+    arm = arm_open(revision=proposal)
+    stale = Experiment.objects.get(pk=arm.experiment_id)  # still says "running" in memory
+    first = experiment_apply(experiment=arm.experiment, outcomes=[outcome(proposal, "promote")])
+    again = experiment_apply(experiment=stale, outcomes=[outcome(proposal, "promote")])
+    assert len(first) == 1 and again == []
+    assert ExperimentDecision.objects.count() == 1
     assert RevisionTransition.objects.filter(revision=proposal, to_status="active").count() == 1
 
 
-def test_the_task_evaluates_the_running_experiment(proposal, reviewers):
-    experiment = experiment_start(revision=proposal)
-    feed(experiment, "candidate", BAD, 40, reviewers)
-    feed(experiment, "control", GOOD, 40, reviewers)
-    assert experiments_evaluate_task.delay().get() == ["rollback"]
+def test_approve_and_activate_is_refused_while_an_arm_runs(proposal, active_revision):
+    arm_open(revision=proposal)
+    other = propose(active_revision, crf=28)
+    with pytest.raises(Conflict) as exc:
+        revision_approve_and_activate(revision=other)
+    assert exc.value.code == "experiment_running"
+    other.refresh_from_db()
+    active_revision.refresh_from_db()
+    assert other.status == S.PROPOSED and active_revision.status == S.ACTIVE
 
 
-def test_a_candidate_moved_by_hand_aborts_the_experiment(proposal):
-    experiment = experiment_start(revision=proposal)
+def test_the_experiment_is_aborted_when_its_control_is_replaced(proposal, active_revision):
+    arm = arm_open(revision=proposal)
+    other = propose(active_revision, crf=28)
+    revision_transition(revision=other, to_status=S.APPROVED)
+    revision_transition(revision=other, to_status=S.ACTIVE)  # by hand, around the services
+    assert experiment_abort_if_orphaned(experiment=arm.experiment) is True
+    experiment = Experiment.objects.get(pk=arm.experiment_id)
+    proposal.refresh_from_db()
+    arm.refresh_from_db()
+    assert experiment.status == "finished" and "no longer active" in experiment.result["aborted"]
+    assert arm.status == A.ABORTED and proposal.status == S.ROLLED_BACK
+    assert experiment.decisions.last().kind == "abort"
+    assert experiment_abort_if_orphaned(experiment=experiment) is False
+
+
+def test_an_arm_moved_by_hand_is_aborted_and_the_others_keep_running(proposal, active_revision):
+    moved = arm_open(revision=proposal)
+    other = propose(active_revision, crf=28)
+    kept = arm_open(revision=other)
     revision_transition(revision=proposal, to_status=S.ROLLED_BACK, note="by hand")
-    assert experiment_evaluate(experiment=experiment) is None
-    assert Experiment.objects.get().status == "aborted"
+    assert experiment_abort_if_orphaned(experiment=moved.experiment) is False
+    moved.refresh_from_db()
+    kept.refresh_from_db()
+    assert moved.status == A.ABORTED and "no longer a canary" in moved.reason
+    assert kept.status == A.RUNNING
+    assert Experiment.objects.get(pk=moved.experiment_id).status == "running"
+
+
+def test_an_experiment_whose_only_arm_was_moved_by_hand_is_aborted(proposal):
+    arm = arm_open(revision=proposal)
+    revision_transition(revision=proposal, to_status=S.ROLLED_BACK, note="by hand")
+    assert experiment_abort_if_orphaned(experiment=arm.experiment) is True
+    experiment = Experiment.objects.get(pk=arm.experiment_id)
+    assert experiment.status == "finished" and "aborted" in experiment.result
 
 
 def test_rollback_to_makes_a_new_revision_and_keeps_history(active_revision):
     admin = User.objects.create(username="boss", is_staff=True, is_superuser=True)
-    newer = revision_create(params={**active_revision.params, "crf": 30}, parent=active_revision)
+    newer = propose(active_revision, crf=30)
     revision_transition(revision=newer, to_status=S.APPROVED)
     revision_transition(revision=newer, to_status=S.ACTIVE)
     before = list(RevisionTransition.objects.values_list("pk", "revision_id", "to_status"))
@@ -281,35 +315,50 @@ def test_rollback_to_makes_a_new_revision_and_keeps_history(active_revision):
     assert after[: len(before)] == before  # earlier steps untouched
 
 
-def test_rollback_to_an_earlier_revision_aborts_a_running_canary(active_revision):
-    newer = revision_create(params={**active_revision.params, "crf": 30}, parent=active_revision)
+def test_repeating_a_rollback_changes_nothing(active_revision):
+    newer = propose(active_revision, crf=30)
+    revision_approve_and_activate(revision=newer)
+    restored = revision_rollback_to(target=active_revision)
+    count = ConfigRevision.objects.count()
+    assert revision_rollback_to(target=active_revision) == restored
+    assert ConfigRevision.objects.count() == count
+
+
+def test_rollback_to_an_earlier_revision_aborts_the_running_experiment(active_revision):
+    newer = propose(active_revision, crf=30)
     revision_transition(revision=newer, to_status=S.APPROVED)
     revision_transition(revision=newer, to_status=S.ACTIVE)
-    proposal = revision_create(params={**newer.params, "crf": 20}, parent=newer)
-    experiment = experiment_start(revision=proposal)
+    proposal = propose(newer, crf=20)
+    arm = arm_open(revision=proposal)
     restored = revision_rollback_to(target=active_revision, actor=None)
     proposal.refresh_from_db()
-    experiment.refresh_from_db()
-    assert proposal.status == S.ROLLED_BACK and experiment.status == "aborted"
+    assert proposal.status == S.ROLLED_BACK
     assert restored.status == S.ACTIVE and restored.params == active_revision.params
     assert not ConfigRevision.objects.filter(status="canary").exists()
+    assert experiment_abort_if_orphaned(experiment=arm.experiment) is True
+    arm.refresh_from_db()
+    assert arm.status == A.ABORTED
+    assert experiment_current(pipeline=active_revision.pipeline).status == "finished"
 
 
-def test_rolling_back_to_the_active_revision_just_stops_the_canary(proposal, active_revision):
-    experiment = experiment_start(revision=proposal)
+def test_rolling_back_to_the_active_revision_just_stops_the_arms(proposal, active_revision):
+    arm = arm_open(revision=proposal)
+    before = ConfigRevision.objects.count()
     assert revision_rollback_to(target=active_revision, actor=None) == active_revision
-    experiment.refresh_from_db()
     proposal.refresh_from_db()
-    assert experiment.status == "aborted" and proposal.status == S.ROLLED_BACK
-    assert ConfigRevision.objects.count() == 2
+    assert proposal.status == S.ROLLED_BACK
+    assert ConfigRevision.objects.count() == before
+    assert experiment_abort_if_orphaned(experiment=arm.experiment) is True
+    assert Experiment.objects.get(pk=arm.experiment_id).status == "finished"
 
 
 def test_rollback_to_refuses_the_active_revision_and_never_active_ones(proposal, active_revision):
+    before = ConfigRevision.objects.count()
     with pytest.raises(Conflict):
         revision_rollback_to(target=active_revision, actor=None)
     with pytest.raises(Conflict):
         revision_rollback_to(target=proposal, actor=None)
-    assert ConfigRevision.objects.count() == 2
+    assert ConfigRevision.objects.count() == before
 
 
 def test_the_evaluation_is_scheduled_once(db):

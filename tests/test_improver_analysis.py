@@ -9,10 +9,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from generation.models import Generation, MetricValue
-from generation.params import DEFAULT_PARAMS
-from improvements.analysis import analysis_compute, overall_scores
+from improvements.analysis import analysis_compute as analysis_of
+from improvements.analysis import overall_scores
+from pipelines.builtin.declaration import DEFAULT_PARAMS
 from reviews.models import Comparison, IssueReport, Rating, RatingDimension, Review
-from tests.factories import FinishedGenerationFactory, RevisionFactory
+from tests.factories import FinishedGenerationFactory, PipelineFactory, RevisionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -93,6 +94,11 @@ def dataset(db):
     return revisions
 
 
+def analysis_compute() -> dict:
+    """The builtin pipeline's analysis (the dataset's pipeline)."""
+    return analysis_of(pipeline=PipelineFactory())
+
+
 def _row(rows, number):
     return next(r for r in rows if r["revision"] == number)
 
@@ -164,6 +170,30 @@ def test_overall_scores_use_the_overall_dimension(dataset):
     scores = overall_scores(analysis_compute())
     assert scores[2]["mean"] > scores[1]["mean"]
     assert scores[1]["basis"] == "overall_satisfaction"
+
+
+def test_another_pipelines_feedback_stays_out_of_the_snapshot(dataset):
+    before = analysis_compute()
+    other = PipelineFactory(slug="diffusers", name="Diffusers")
+    revision = RevisionFactory(pipeline=other, number=1)
+    judge = get_user_model().objects.get(username="panel0")
+    for _ in range(3):
+        generation = FinishedGenerationFactory(revision=revision)
+        review = Review.objects.create(reviewer=judge, generation=generation)
+        Rating.objects.create(
+            review=review,
+            dimension=RatingDimension.objects.get(slug="overall_satisfaction"),
+            value=1,
+        )
+        IssueReport.objects.create(
+            review=review, generation=generation, category="blur", start_s=0, end_s=1
+        )
+    after = analysis_compute()
+    for key in ("ratings", "reviews", "comparisons", "corrected", "issue_rates", "revisions"):
+        assert after[key] == before[key], key
+    theirs = analysis_of(pipeline=other)
+    assert theirs["pipeline"] == "diffusers" and theirs["ratings"] == theirs["reviews"] == 3
+    assert [r["number"] for r in theirs["revisions"]] == [1]
 
 
 def test_empty_database_gives_an_empty_but_valid_snapshot(db):

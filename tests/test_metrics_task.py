@@ -5,8 +5,10 @@ import json
 import pytest
 from django.core.management import call_command
 
-from generation import services
 from generation.models import Generation, MetricsRun, MetricValue
+from generation.services.metrics import metric_store
+from generation.services.rendering import generation_run
+from generation.services.requests import generation_request
 from generation.tasks import metrics_compute_task
 from tests.videometrics.test_degradations import REQUIRED_KEYS
 
@@ -15,8 +17,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def finished(active_revision):
-    generation, _ = services.generation_request(prompt="Metrics of a briefing", enqueue=False)
-    return services.generation_run(generation_id=str(generation.id))
+    generation, _ = generation_request(
+        pipeline=active_revision.pipeline, prompt="Metrics of a briefing", enqueue=False
+    )
+    return generation_run(generation_id=str(generation.id))
 
 
 def test_task_stores_one_row_per_metric_with_the_version(finished):
@@ -52,9 +56,7 @@ def test_recompute_at_a_new_version_replaces_older_rows(finished, monkeypatch):
 
 
 def test_worker_rows_are_never_touched_by_the_server(finished):
-    services.metric_store(
-        generation=finished, values={"sharpness": 1.0}, version=1, source="worker"
-    )
+    metric_store(generation=finished, values={"sharpness": 1.0}, version=1, source="worker")
     metrics_compute_task.delay(str(finished.id))
     assert MetricValue.objects.get(generation=finished, source="worker").value == 1.0
 

@@ -1,4 +1,4 @@
-"""Behaviour of the built-in procedural renderer (generation.renderer / generation.scripting).
+"""Behaviour of the built-in procedural renderer (pipelines/builtin: renderer and scripting).
 
 Pure tests: no database, no Django settings. Clips are tiny (192x108, 12-24 fps, 1 s scenes) so
 the whole file runs in seconds; each parameter test compares two renders that differ in exactly
@@ -16,12 +16,12 @@ import av
 import cv2
 import numpy as np
 import pytest
-from django.core.exceptions import ValidationError
 from PIL import Image
 
-import generation.renderer as renderer
-from generation.params import DEFAULT_PARAMS
-from generation.renderer import RenderResult, build_script, iter_frames, render_video
+import pipelines.builtin.renderer as renderer
+from pipelines.builtin.declaration import DEFAULT_PARAMS
+from pipelines.builtin.renderer import RenderResult, build_script, iter_frames, render_video
+from pipelines.declarations import InvalidParams
 
 PROMPT = "Make a short video about how solar panels convert sunlight into electricity for homes"
 # Small, fast and grain-free unless a test is about grain, so differences come from the knob.
@@ -432,13 +432,13 @@ def test_interrupted_progress_callback_leaves_no_partial_file(tmp_path: Path) ->
         ({"bogus": 1}, "bogus"),
     ],
 )
-def test_invalid_params_raise_validation_error_naming_key(
+def test_invalid_params_raise_invalid_params_naming_key(
     bad: dict, key: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValidationError) as render_error:
+    with pytest.raises(InvalidParams) as render_error:
         render(tmp_path, **bad)
-    assert key in render_error.value.message_dict
-    with pytest.raises(ValidationError) as frames_error:
+    assert key in render_error.value.details
+    with pytest.raises(InvalidParams) as frames_error:
         iter_frames(PROMPT, {**SMALL, **bad})  # raised at the call, not on first next()
-    assert key in frames_error.value.message_dict
+    assert key in frames_error.value.details
     assert list(tmp_path.iterdir()) == []

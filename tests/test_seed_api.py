@@ -1,4 +1,8 @@
-"""The product design's usage example, through the in-process facade."""
+"""The product design's usage example, through the in-process facade (the seed package).
+
+What the improver proposes from feedback is its policy's decision (improvements/search); its
+tests live with it in tests/improver_search/. Here: the loop around it.
+"""
 
 from pathlib import Path
 
@@ -6,10 +10,12 @@ import pytest
 import yaml
 
 from feedbackloop.errors import InvalidInput, NotFound
-from generation.facade import VideoGenerator
-from generation.models import ConfigRevision, Generation
-from improvements.models import AnalysisRun
+from generation.models import Generation
+from pipelines.declarations import defaults_of
+from pipelines.models import ConfigRevision
+from pipelines.services.registration import pipeline_register
 from reviews.models import Review
+from seed.video_generator import VideoGenerator
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +26,7 @@ DEFAULT = Path(__file__).resolve().parent.parent / "config" / "default_config.ya
 def config_file(tmp_path, small_params):
     def make(**feedback):
         data = yaml.safe_load(DEFAULT.read_text())
-        data["generator"]["params"].update(small_params)
+        data["pipelines"][0]["params"].update(small_params)
         data["feedback"].update(feedback)
         data["storage"]["output_dir"] = str(tmp_path / "out")
         path = tmp_path / "config.yaml"
@@ -36,19 +42,19 @@ def test_usage_example_runs_as_written(config_file, tmp_path):
         prompt="A policy briefing on renewable energy initiatives",
         output_path=str(tmp_path / "output" / "policy_briefing.mp4"),
     )
-    assert result["status"] == "succeeded"
+    assert result["status"] == "succeeded" and result["pipeline"] == "builtin"
     assert Path(result["output_path"]).stat().st_size > 1000
     assert result["config_revision"] == 1 and result["generation_seconds"] > 0
+    assert result["params"]["width"] == 192  # the config file's params made revision 1
     assert result["metrics"]["visual_quality"] is not None
     generator.feedback_integration.record_human_feedback(
         generation_id=result["generation_id"],
         ratings={"visual_quality": 4, "content_relevance": 5, "overall_satisfaction": 4},
         comments="Good visual quality, excellent content relevance",
     )
-    improvements = generator.check_for_improvements()
-    assert improvements == [], "one review (3 ratings) is exactly the threshold: all >= 4"
+    generator.check_for_improvements()  # the policy's proposals are tested with the policy
     summary = generator.get_feedback_summary()
-    assert summary["avg_visual_quality"] == 4.0
+    assert summary["avg_visual_quality"] == 4.0 and summary["pipeline"] == "builtin"
 
 
 def _rate(generator, generation_id, n, ratings):
@@ -68,35 +74,44 @@ def test_below_the_feedback_threshold_no_improvement_is_made(config_file):
     assert ConfigRevision.objects.count() == 1
 
 
-def test_library_default_applies_a_fix_for_the_weakest_dimension(config_file):
-    generator = VideoGenerator(config_path=config_file(min_feedback_for_analysis=4))
-    result = generator.generate_video(prompt="Flickery briefing", measure=False)
-    _rate(generator, result["generation_id"], 4, {"temporal_coherence": 2, "visual_quality": 4})
-    improvements = generator.check_for_improvements()
-    assert len(improvements) == 1
-    proposal = improvements[0]
-    assert proposal["status"] == "active" and proposal["revision"] == 2
-    assert "temporal coherence is the weakest dimension of r1" in proposal["rationale"]
-    assert set(proposal["changes"]) >= {"transition_seconds", "camera_speed"}
-    assert proposal["evidence"]["mean"] == 2.0 and proposal["evidence"]["n"] == 4
-    # the next generation uses the new revision
-    again = generator.generate_video(prompt="After the fix", measure=False)
-    assert again["config_revision"] == 2
-    # the same feedback does not trigger a second proposal
-    assert generator.check_for_improvements() == []
-    assert generator.get_improvement_log()[0]["number"] == 2
+def test_a_second_generator_on_the_same_file_registers_nothing_twice(config_file):
+    path = config_file()
+    first = VideoGenerator(config_path=path)
+    again = VideoGenerator(config_path=path)
+    assert first.pipeline == again.pipeline
+    assert ConfigRevision.objects.count() == 1
+    assert first.pipeline.versions.count() == 1
 
 
-def test_with_require_approval_the_proposal_waits_for_an_admin(config_file):
-    generator = VideoGenerator(
-        config_path=config_file(min_feedback_for_analysis=2, require_approval=True)
+def test_a_generator_for_a_remote_pipeline_refuses_to_render_in_process(config_file):
+    pipeline_register(
+        slug="diffusers",
+        name="Diffusers",
+        parameters={"properties": {"steps": {"type": "integer", "minimum": 1,
+                                             "maximum": 100, "default": 20}}},
+    )  # fmt: skip
+    generator = VideoGenerator(config_path=config_file(), pipeline="diffusers")
+    assert generator.pipeline.slug == "diffusers"
+    assert generator.active_revision["params"] == {"steps": 20}
+    with pytest.raises(InvalidInput, match="remote workers"):
+        generator.generate_video(prompt="Needs a GPU")
+    assert Generation.objects.count() == 0
+
+
+def test_a_generator_for_an_unknown_pipeline_names_the_known_ones(config_file):
+    with pytest.raises(NotFound, match="no pipeline 'nope'; known pipelines: builtin"):
+        VideoGenerator(config_path=config_file(), pipeline="nope")
+
+
+def test_without_params_in_the_file_revision_one_takes_the_declared_defaults(tmp_path):
+    data = yaml.safe_load(DEFAULT.read_text())
+    del data["pipelines"][0]["params"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    generator = VideoGenerator(config_path=path)
+    assert generator.active_revision["params"] == defaults_of(
+        generator.pipeline.versions.get().parameters
     )
-    result = generator.generate_video(prompt="Needs approval", measure=False)
-    _rate(generator, result["generation_id"], 2, {"visual_quality": 2})
-    [proposal] = generator.check_for_improvements()
-    assert proposal["status"] == "proposed"
-    assert ConfigRevision.objects.get(status="active").number == 1
-    assert AnalysisRun.objects.count() == 1
 
 
 @pytest.mark.parametrize(
