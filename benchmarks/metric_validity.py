@@ -428,7 +428,10 @@ def composite_tables(results: list[dict[str, Any]]) -> tuple[list[str], dict[str
         c: {"worst_rho": None, "worst_at": None, "worst_move": 0.0, "move_at": None}
         for c in COMPOSITES
     }
+    per_family: dict[str, dict[str, Any]] = {}
+    summary["families"] = per_family
     for family, spec in FAMILIES.items():
+        fam = per_family.setdefault(family, {"rho": None, "moves": {}})
         levels = ", ".join(f"{x:g}" for x in spec.levels)
         lines.append(f"\n== {family} ({spec.unit}: {levels})")
         target = spec.affects[0]
@@ -472,6 +475,8 @@ def composite_tables(results: list[dict[str, Any]]) -> tuple[list[str], dict[str
                 line += " | " + " ".join(
                     f"{v:.3f}{'*' if i in hidden else ''}" for i, v in enumerate(values)
                 )
+                if worst is not None and (fam["rho"] is None or worst < fam["rho"]):
+                    fam["rho"], fam["rho_at"] = worst, res["content"]
                 s = summary[target]
                 if worst is not None and (s["worst_rho"] is None or worst < s["worst_rho"]):
                     s["worst_rho"], s["worst_at"] = worst, f"{family}/{res['content']}"
@@ -479,7 +484,7 @@ def composite_tables(results: list[dict[str, Any]]) -> tuple[list[str], dict[str
                     s.setdefault("undefined", []).append(f"{family}/{res['content']}")
                 for i in hidden:
                     move = abs(values[i] - values[0])
-                    if move > s.setdefault("subvisible_move", 0.0):
+                    if move >= s.get("subvisible_move", -1.0):
                         s["subvisible_move"] = move
                         s["subvisible_at"] = f"{family}/{res['content']} level {rows[i]['level']:g}"
             for c in flat:
@@ -497,6 +502,7 @@ def composite_tables(results: list[dict[str, Any]]) -> tuple[list[str], dict[str
                 line += f" | {move:.3f}"
                 if last is not None:
                     line += f" (all levels {max(abs(v - other[0]) for v in other):.3f})"
+                fam["moves"][c] = max(fam["moves"].get(c, 0.0), move)
                 s = summary[c]
                 if move > s["worst_move"]:
                     s["worst_move"], s["move_at"] = move, f"{family}/{res['content']}"
@@ -516,6 +522,25 @@ def composite_tables(results: list[dict[str, Any]]) -> tuple[list[str], dict[str
             )
         )
     return lines, summary
+
+
+def markdown_summary(per_family: dict[str, dict[str, Any]]) -> list[str]:
+    """A markdown table for docs/metrics.md: per family, the worst ρ of the composite it should
+    move and the largest move of those it should not, over all contents."""
+    out = [
+        "| family (levels) | composite it should move: worst ρ (content) "
+        "| composites it should not move: largest \\|Δ\\| |",
+        "| --- | --- | --- |",
+    ]
+    for family, spec in FAMILIES.items():
+        stats = per_family.get(family, {})
+        rho, where = stats.get("rho"), stats.get("rho_at", "")
+        cell = "—" if rho is None else f"{rho:.2f} ({where})"
+        moves = "; ".join(f"{c} {m:.3f}" for c, m in stats.get("moves", {}).items())
+        levels = ", ".join(f"{x:g}" for x in spec.levels)
+        refs = "/".join(spec.references)
+        out.append(f"| {family} ({levels}) | {spec.affects[0]} vs {refs}: {cell} | {moves} |")
+    return out
 
 
 def metric_tables(results: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
@@ -600,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines, summary = composite_tables(results)
     print("\n".join(lines))
+    print("\n== markdown summary (docs/metrics.md)")
+    print("\n".join(markdown_summary(summary["families"])))
     mlines, mworst = metric_tables(results)
     print("\n".join(mlines))
     slines, sub_worst = subvisible_lines(results)

@@ -22,8 +22,8 @@ excused as cuts. Long still stretches (over MAX_HOLD_S) are deliberate stills su
 card, not held frames; so are still stretches at the very start or end of the video or right
 after a cut.
 
-The series is a few scalars per frame, kept until the end of the pass (≈ 24 bytes per frame,
-under half a megabyte for ten minutes at 30 fps); only decoded frames are never kept.
+The series is a few numbers per frame, kept until the end of the pass (≈ 150 bytes a frame with
+Python's float objects: under 3 MB for ten minutes at 30 fps); decoded frames are never kept.
 """
 
 from __future__ import annotations

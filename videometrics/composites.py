@@ -41,7 +41,7 @@ VISUAL_QUALITY: dict[str, tuple[ScoreMap, float]] = {
     "colorfulness": (ScoreMap("colorfulness", 15.0, 2.0, True), 0.07),
 }
 TEMPORAL_COHERENCE: dict[str, tuple[ScoreMap, float]] = {
-    "jitter": (ScoreMap("jitter", 0.1, 1.5, False), 0.6),
+    "jitter": (ScoreMap("jitter", 0.12, 2.0, False), 0.6),
     "flicker": (ScoreMap("flicker", 0.5, 1.5, False), 0.4),
 }
 _COMPLEMENTED = frozenset({"temporal_ssim", "temporal_flickering"})

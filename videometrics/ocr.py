@@ -46,7 +46,10 @@ _engines_lock = threading.Lock()
 # value (what the dynamic threshold grows to anyway) so the per-frame metric loop keeps reusing
 # heap memory instead of faulting in fresh pages.
 _M_MMAP_THRESHOLD = -3
-_OCR_MMAP_THRESHOLD = 64 * 1024
+# 4 MiB, not smaller: the largest activations still go back to the OS, while the many mid-sized
+# ones reuse heap memory. At 64 KiB every call faulted in ~100 MB of fresh pages (2.9 s of
+# system time for 8 OCR'd frames, against 0.6 s now), for 40 MB less peak RSS.
+_OCR_MMAP_THRESHOLD = 4 * 1024 * 1024
 _LOOP_MMAP_THRESHOLD = 32 * 1024 * 1024
 
 

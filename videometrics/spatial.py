@@ -106,8 +106,9 @@ def blockiness(luma: np.ndarray) -> float:
     the median over grid lines of the line's mean, so a straight content edge that happens to
     lie on the grid does not count; every fourth row is used. ≈ 0 (±0.15) for clean video,
     ≈ 0.7–1.5 code values at CRF 51. Strong noise masks block edges here as it does to the
-    eye: the value falls when noise of a few code values is added on top of blocking. Measured on a centred native crop
-    of at most BLOCK_CROP pixels (the grid is in native pixels), aligned to the 16-pixel grid.
+    eye: the value falls when noise of a few code values is added on top of blocking. Measured
+    on a centred native crop of at most BLOCK_CROP pixels (the grid is in native pixels),
+    aligned to the 16-pixel grid.
     """
     h, w = luma.shape[:2]
     cw, ch = BLOCK_CROP

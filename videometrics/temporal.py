@@ -159,8 +159,8 @@ class PairLog:
         self.mad: list[float] = []
         self.motion: list[float] = []
         self.skip: list[float] = []  # motion_mad(frame t − 2, frame t), NaN where none
-        # Region differences per pair (REGION_GRID, uint8: 16 bytes a pair), NaN row on breaks.
-        self.regions: list[np.ndarray] = []
+        # Region differences per pair (REGION_GRID, uint8): 16 bytes a pair, zeros on breaks.
+        self.regions = bytearray()
         self.sampled: list[tuple[int, float, FlowResult]] = []  # (pair index, ssim, flow)
 
     def add_frame(self, mean_luma: float) -> None:
@@ -181,16 +181,14 @@ class PairLog:
         self.mad.append(mad)
         self.motion.append(motion)
         self.skip.append(math.nan if skip is None else skip)
-        self.regions.append(
-            regions.ravel() if regions is not None else np.zeros(_REGION_COUNT, np.uint8)
-        )
+        self.regions += regions.tobytes() if regions is not None else bytes(_REGION_COUNT)
 
     def add_break(self) -> None:
         """No pair across this point (the resolution changed): analysed as a cut."""
         self.mad.append(math.nan)
         self.motion.append(math.nan)
         self.skip.append(math.nan)
-        self.regions.append(np.zeros(_REGION_COUNT, np.uint8))
+        self.regions += bytes(_REGION_COUNT)
 
     def results(self, fps: float | None, flow_scale: float) -> dict[str, float | int | None]:
         """Pooled metrics; `flow_scale` converts flow pixels to the 360-px reference scale."""
@@ -202,7 +200,9 @@ class PairLog:
             motion,
             fps,
             skip=np.asarray(self.skip),
-            local=local_changes(np.stack(self.regions)) if self.regions else None,
+            local=local_changes(
+                np.frombuffer(bytes(self.regions), np.uint8).reshape(-1, _REGION_COUNT)
+            ),
         )
         keep = ~cadence.cut
         mad = np.asarray(self.mad)[keep]
