@@ -322,6 +322,17 @@ UPLOAD_MAX_DURATION_SECONDS = env.float("UPLOAD_MAX_DURATION_SECONDS", default=6
 METRICS_TIME_LIMIT_SECONDS = env.int("METRICS_TIME_LIMIT_SECONDS", default=900)
 METRICS_OCR_ENABLED = env.bool("METRICS_OCR_ENABLED", default=True)
 MAX_PROMPT_LENGTH = 2000
+# The prompts a proposal's sample videos are made for (its page plays them beside its parent's),
+# separated by "|".
+PROPOSAL_SAMPLE_PROMPTS = [
+    prompt.strip()
+    for prompt in env(
+        "PROPOSAL_SAMPLE_PROMPTS",
+        default="A policy briefing on renewable energy initiatives"
+        "|An explainer on household water conservation",
+    ).split("|")
+    if prompt.strip()
+]
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -15,6 +15,7 @@ from feedbackloop.errors import NotFound
 from improvements import charts
 from improvements.experiments import experiment_current
 from improvements.models import AnalysisRun, Experiment
+from improvements.services import pending_proposals
 from improvements.stats.correlation import MIN_PAIRS
 from pipelines.selectors import pipeline_list, pipeline_or_default
 from reviews.models import OVERALL_DIMENSION as OVERALL
@@ -190,6 +191,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "pipeline": pipeline,
         "pipelines": pipeline_list(),
+        "pending_proposals": len(pending_proposals(pipeline=pipeline)),
         "snapshot": latest,
         "analysed_at": _when(latest, runs[-1][0]) if runs else None,
         "experiment": experiment,

@@ -19,6 +19,7 @@ REVIEW_LINKS = (
 STAFF_LINKS = (
     ("Generations", "generation:list", "/generations/"),
     ("Dashboard", "improvements:dashboard", "/dashboard/"),
+    ("Proposals", "improvements:proposals", "/proposals/"),
     ("Reviewers", "improvements:reviewers", "/reviewers/"),
     ("Admin", "admin:index", "/admin/"),
 )

@@ -337,7 +337,7 @@ def test_admin_journey(size, open_context, checks_for, live_server, settings, ac
 @pytest.mark.parametrize("size", SIZES)
 def test_approver_journey(size, open_context, checks_for, live_server, active_revision):
     checks = checks_for(size)
-    perms = ("view_review", "view_generation")
+    perms = ("view_review", "view_generation", "approve_configrevision")
     _staff("vera", superuser=False, perms=perms)
     now = timezone.now()
     pipeline = active_revision.pipeline
@@ -353,6 +353,24 @@ def test_approver_journey(size, open_context, checks_for, live_server, active_re
                   "n_candidate": 20, "n_control": 80}  # fmt: skip
     arm.save(update_fields=["result"])
     candidate = video_generation("A briefing on grid batteries", seconds=2.0)
+    waiting = revision_create(
+        pipeline=pipeline,
+        params={**active_revision.params, "sharpen": 0.6, "grain": 0.01},
+        parent=active_revision,
+        source="improver",
+        rationale="visual quality is the weakest dimension (2.9 [2.7, 3.1]); blur is reported in "
+        "31% of reviews; sharpening helped in past experiments",
+        evidence={"dimensions": {"visual_quality": {"mean": 2.9, "low": 2.7, "high": 3.1}},
+                  "arm": {"role": "challenger", "alpha": 0.02, "mixture": 0.1,
+                          "predicted": {"estimate": 0.3, "low": 0.1, "high": 0.5, "level": 0.9}}},
+        predicted_impact={"estimate": 0.3, "low": 0.1, "high": 0.5, "level": 0.9},
+    )  # fmt: skip
+    for who in (active_revision, waiting):
+        for index in range(2):  # the sample videos, as if rendered on demand already
+            video_generation(
+                f"sample prompt {index}", seconds=2.0, revision=who, params=who.params,
+                idempotency_key=f"sample:{who.pk}:{index}",
+            )  # fmt: skip
     base = live_server.url
     context, page, errors = open_context(size)
     log_in(page, base, "vera")
@@ -380,6 +398,21 @@ def test_approver_journey(size, open_context, checks_for, live_server, active_re
     checks.check(page, "generation")
     page.goto(f"{base}/reviewers/")
     checks.check(page, "reviewers")
+
+    page.goto(f"{base}/proposals/?pipeline={pipeline.slug}")
+    checks.check(page, "proposals")
+    page.click(f"a:text('r{waiting.number}')")
+    page.locator("#player video").first.wait_for()
+    assert page.locator("#player video").count() == 2, "parent and proposal play side by side"
+    details = page.inner_text("main")
+    assert "sharpen" in details and "+0.30 [+0.10, +0.50]" in details
+    checks.check(page, "proposal")
+    page.click("#approve")
+    page.wait_for_load_state()
+    assert "approved" in page.inner_text("main")
+    waiting.refresh_from_db()
+    assert waiting.status == "canary"
+
     page.goto(f"{base}/admin/")
     checks.check(page, "admin-index")
     assert not errors, errors
