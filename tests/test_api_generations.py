@@ -496,10 +496,19 @@ def test_a_body_of_an_unsupported_type_is_415(active_revision, worker, content_t
     assert response.json()["error"]["code"] == "unsupported_media_type"
 
 
-def test_json_sent_to_the_upload_endpoint_is_415(active_revision, worker):
+def test_the_upload_endpoint_takes_json_only_with_storage_keys_and_no_other_type(
+    active_revision, worker
+):
+    """JSON completes a job whose files went to object storage (upload-url/); it must name
+    them. A body of another type is 415."""
     job = queue("queued")
-    response = worker.post(f"/api/v1/jobs/{job.id}/complete/", {}, format="json")
-    assert response.status_code == 415
+    url = f"/api/v1/jobs/{job.id}/complete/"
+    response = worker.post(url, {}, format="json")
+    assert response.status_code == 400
+    assert {"lease_id", "video_key"} <= set(response.json()["error"]["details"])
+    assert worker.post(url, "video", content_type="text/plain").status_code == 415
+    job.refresh_from_db()
+    assert job.status == "queued"
 
 
 def test_a_json_body_over_the_limit_is_413(active_revision, worker, settings):

@@ -152,6 +152,26 @@ def test_the_schema_is_openapi_3_and_lists_every_worker_api_operation(worker_key
     assert spec["components"]["securitySchemes"]["workerToken"]["in"] == "header"
 
 
+def test_every_route_has_its_own_named_operation_id(db):
+    """The default pipeline's short routes and the /pipelines/{slug}/ ones share views; each
+    still gets a name of its own, not a numbered duplicate that generated clients would use."""
+    spec = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    ids = [
+        op["operationId"]
+        for methods in spec["paths"].values()
+        for op in methods.values()
+        if isinstance(op, dict) and "operationId" in op
+    ]
+    assert len(ids) == len(set(ids))
+    assert not [i for i in ids if re.search(r"_\d+$", i)], ids
+    assert {
+        "config_get",
+        "pipelines_config",
+        "revision_approve",
+        "pipeline_revision_approve",
+    } <= set(ids)
+
+
 def test_the_docs_page_loads_its_assets_locally(db):
     page = APIClient().get("/api/docs/").content.decode()
     assets = re.findall(r'(?:src|href)="([^"]+)"', page)
