@@ -25,19 +25,23 @@ and there is no per-reviewer API token. So each simulated reviewer holds a real 
 pays what a browser's request pays: session and user lookup, role check, CSRF check, throttle.
 Logging in (password hashing) happens once per reviewer, not per submission, and is left out.
 
+Why sync workers: a submission is a short, CPU-bound request (a few ms of Python) plus four
+round trips to PostgreSQL. Sync workers run one request per process, with no GIL contention
+between requests; a few more processes than cores cover the database waits (the commit waits
+for the WAL flush, about 3 ms on this machine's disk). In production a TLS proxy (nginx) in
+front buffers slow clients, which is what sync workers need. Measured on the shared 2-core
+machine, under the same load from other work: 4 sync workers gave the lowest tail latency;
+gthread (keep-alive, fewer TCP set-ups) used less CPU per request but its p99 grew with threads
+(2 x 4 threads: p99 1.7x sync's; 4 x 2: over a second). Compare with --worker-class gthread.
+
 Target: >= 500 review submissions/s with p99 < 100 ms on a 2-core machine. Exit status 1 when
 it is missed or a row is lost or duplicated.
-
-Why sync workers: a submission is a short, CPU-bound request (about 2 ms of Python) plus a few
-sub-millisecond round trips to PostgreSQL. Sync workers run one request per process with no GIL
-contention; a few more processes than cores cover the database waits. gthread workers would add
-thread switching under the GIL for nothing here, since a TLS proxy (nginx) in front buffers slow
-clients and keeps the client connections alive. Compare with --worker-class gthread --threads 4.
 
     apt-get install -y wrk      # the load generator (C, event loop: not the bottleneck)
     .venv/bin/python benchmarks/ratings_load.py [--duration 20] [--connections 12]
         [--workers 4] [--worker-class sync] [--reviewers 300] [--generations 100]
         [--pg postgres://postgres@127.0.0.1:5432/postgres] [--keep-db] [--plain-http]
+        [--profile-only]
 """
 
 from __future__ import annotations
@@ -505,7 +509,7 @@ def run_http(args: argparse.Namespace, env: dict[str, str], db: str, work: Path)
         db_cpu = cpu_seconds(backends) - db_before
         machine_after = psutil.cpu_times()
     finally:
-        os.killpg(gunicorn.pid, signal.SIGTERM)
+        gunicorn.terminate()  # the master stops its workers
         try:
             gunicorn.wait(timeout=30)
         except subprocess.TimeoutExpired:
