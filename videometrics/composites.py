@@ -1,12 +1,14 @@
 """Map raw metrics to [0, 1] scores and combine them into the three composites.
 
 Every raw metric goes through a documented monotone map with one anchor, the value that scores
-0.5, and a steepness exponent: `falling(x) = 1 / (1 + (x / x50)^k)` for "lower is better",
+0.5, a steepness exponent and an optional dead zone (`offset`, subtracted first):
+`falling(x) = 1 / (1 + (max(x − offset, 0) / x50)^k)` for "lower is better",
 `rising(x) = 1 - falling(x)` for "higher is better". Composites are weighted geometric means of
 the scores, so one severe defect pulls the composite down and cannot be averaged away by a
 perfect score elsewhere. A missing metric (None) is left out and the weights renormalised.
-The anchors were set on synthetic clips and their controlled degradations (tests/videometrics)
-and are meant to be refitted against human ratings; change METRICS_VERSION when they change.
+These defaults are the ones benchmarks/metric_validity.py validated against SSIM/PSNR (table in
+docs/metrics.md); videometrics.calibration refits them per pipeline on human ratings. Change
+METRICS_VERSION when they change.
 """
 
 from __future__ import annotations
