@@ -23,11 +23,14 @@ from django.utils import timezone
 from feedbackloop.config import ImprovementCriteria
 from generation.models import Generation, MetricValue
 from improvements.stats import (
-    bradley_terry,
     corrected_means,
     krippendorff_alpha_ordinal_from_ratings,
     metric_rating_correlations,
 )
+
+# From its module: once improvements.stats.bradley_terry is imported, the package's attribute of
+# that name is the module, not the function (the lazy names of improvements/stats/__init__.py).
+from improvements.stats.bradley_terry import bradley_terry
 from pipelines.models import ConfigRevision, Pipeline
 from reviews.models import (
     OVERALL_DIMENSION,
@@ -141,11 +144,14 @@ def _rating_arrays(pipeline: Pipeline, excluded: set[int] = frozenset()) -> dict
 
 def _corrected(
     data: dict[str, np.ndarray], slugs: dict[int, str]
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float | None]]:
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float | None], dict[str, np.ndarray]]:
+    """Per dimension: each revision's bias-corrected mean, the agreement between reviewers, and
+    each generation's mean rating with its reviewers' offsets taken out (nan: not rated)."""
     corrected: dict[str, list[dict[str, Any]]] = {}
     agreement: dict[str, float | None] = {}
+    per_generation: dict[str, np.ndarray] = {}
     if data["value"].size == 0:
-        return corrected, agreement
+        return corrected, agreement, per_generation
     rev_numbers, rev_idx = np.unique(data["revision"], return_inverse=True)
     for dim_id, slug in slugs.items():
         mask = data["dimension"] == dim_id
@@ -173,10 +179,18 @@ def _corrected(
             for r in range(rev_numbers.size)
             if result.n[r] > 0
         ]
+        offsets = np.nan_to_num(result.reviewer_offset)[reviewer_idx]
+        n_gen = data["n_generations"]
+        total = np.bincount(
+            data["generation"][mask], weights=data["value"][mask] - offsets, minlength=n_gen
+        )
+        count = np.bincount(data["generation"][mask], minlength=n_gen)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_generation[slug] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
         agreement[slug] = _clean(
             krippendorff_alpha_ordinal_from_ratings(data["generation"][mask], data["value"][mask])
         )
-    return corrected, agreement
+    return corrected, agreement, per_generation
 
 
 def _bradley_terry(
@@ -254,41 +268,38 @@ def _issue_rates(pipeline: Pipeline, excluded: set[int] = frozenset()) -> list[d
     ]
 
 
-def _correlations(
-    pipeline: Pipeline, data: dict[str, Any], slugs: dict[int, str]
-) -> list[dict[str, Any]]:
-    n_gen = data["n_generations"]
-    if n_gen == 0:
-        return []
-    gen_index: dict[Any, int] = data["gen_index"]
-    metrics = {name: np.full(n_gen, np.nan) for name in CORRELATED_METRICS}
-    # Server rows only (a worker's own figures are not comparable); a newer version wins.
+def _generation_metrics(pipeline: Pipeline, gen_index: dict[Any, int]) -> dict[int, dict]:
+    """The server's metrics of every rated generation, by index. A generation holds one
+    version's rows (a new measurement replaces the old), so none mixes versions."""
+    by_generation: dict[int, dict[str, float]] = {}
     rows = _rows(
         MetricValue.objects.filter(
             generation__revision__pipeline=pipeline,
             source=MetricValue.Source.SERVER,
-            name__in=CORRELATED_METRICS,
             value__isnull=False,
-        )
-        .values_list("generation_id", "name", "value")
-        .order_by("version")
+        ).values_list("generation_id", "name", "value")
     )
     for gen_id, name, value in rows:
         g = gen_index.get(gen_id)
         if g is not None:
-            metrics[name][g] = value
+            by_generation.setdefault(g, {})[name] = value
+    return by_generation
+
+
+def _correlations(
+    metrics_by_generation: dict[int, dict], ratings: dict[str, np.ndarray], n_gen: int
+) -> list[dict[str, Any]]:
+    """Spearman rho of each quality metric with each dimension's bias-corrected rating."""
+    if n_gen == 0:
+        return []
+    metrics = {name: np.full(n_gen, np.nan) for name in CORRELATED_METRICS}
+    for g, values in metrics_by_generation.items():
+        for name in CORRELATED_METRICS:
+            if name in values:
+                metrics[name][g] = values[name]
     metrics = {k: v for k, v in metrics.items() if np.isfinite(v).any()}
     if not metrics:
         return []
-    ratings = {}
-    for dim_id, slug in slugs.items():
-        mask = data["dimension"] == dim_id
-        if not mask.any():
-            continue
-        total = np.bincount(data["generation"][mask], weights=data["value"][mask], minlength=n_gen)
-        count = np.bincount(data["generation"][mask], minlength=n_gen)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratings[slug] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return [
         {
             "metric": c.metric,
@@ -299,6 +310,29 @@ def _correlations(
         }
         for c in metric_rating_correlations(metrics, ratings)
     ]
+
+
+def _calibration(
+    metrics_by_generation: dict[int, dict], ratings: dict[str, np.ndarray]
+) -> dict[str, dict[str, Any]]:
+    """The composites calibrated on this pipeline's human ratings (videometrics.calibration):
+    per dimension, a model predicting the bias-corrected rating from the metrics, with its
+    held-out error beside the default composite's; the defaults stay in force until the
+    learned model has enough data and beats them."""
+    from videometrics.calibration import calibrate_composites
+
+    per_generation = {
+        g: {slug: float(r[g]) for slug, r in ratings.items() if np.isfinite(r[g])}
+        for g in metrics_by_generation
+    }
+    models = calibrate_composites(
+        metrics={str(g): m for g, m in metrics_by_generation.items()},
+        ratings={str(g): r for g, r in per_generation.items() if r},
+    )
+    return {
+        dim: {k: (_clean(v) if isinstance(v, float) else v) for k, v in m.as_dict().items()}
+        for dim, m in models.items()
+    }
 
 
 def _generation_seconds(pipeline: Pipeline) -> list[dict[str, Any]]:
@@ -336,7 +370,8 @@ def analysis_compute(
     slugs = dict(RatingDimension.objects.values_list("id", "slug"))
     excluded = excluded_reviewer_ids()  # staff excluded them on the Reviewers page
     data = _rating_arrays(pipeline, excluded)
-    corrected, agreement = _corrected(data, slugs)
+    corrected, agreement, per_generation = _corrected(data, slugs)
+    metrics_by_generation = _generation_metrics(pipeline, data["gen_index"])
     bt, n_comparisons = _bradley_terry(pipeline, excluded)
     snapshot: dict[str, Any] = {
         "computed_at": timezone.now().isoformat(),
@@ -357,7 +392,8 @@ def analysis_compute(
         "agreement": agreement,
         "bradley_terry": bt,
         "issue_rates": _issue_rates(pipeline, excluded),
-        "correlations": _correlations(pipeline, data, slugs),
+        "correlations": _correlations(metrics_by_generation, per_generation, data["n_generations"]),
+        "calibration": _calibration(metrics_by_generation, per_generation),
         "generation_seconds": _generation_seconds(pipeline),
     }
     if criteria is not None:
