@@ -17,6 +17,8 @@ from videometrics.cli import add_arguments, compute, render
 
 class Command(BaseCommand):
     help = "Print the automated quality metrics of a video file."
+    # It touches no database and no URL: system checks would only import the whole site.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_arguments(parser)
