@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from feedbackloop.errors import NotFound
 from generation.models import MetricValue
 from generation.selectors import generation_get
@@ -86,7 +88,10 @@ class FeedbackCollector:
     def feedback_status(self, submission_id: str) -> dict[str, Any]:
         """Where an asynchronous submission stands: pending, recorded (with the review or
         comparison id) or failed (with the reason)."""
-        submission = FeedbackSubmission.objects.filter(pk=submission_id).first()
+        try:
+            submission = FeedbackSubmission.objects.filter(pk=submission_id).first()
+        except ValidationError:  # not even a UUID
+            submission = None
         if submission is None:
             raise NotFound(f"no feedback submission {submission_id!r}", code="unknown_submission")
         return {
