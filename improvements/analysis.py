@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, F, Q, QuerySet
 from django.utils import timezone
 
 from feedbackloop.config import ImprovementCriteria
@@ -193,6 +193,40 @@ def _corrected(
     return corrected, agreement, per_generation
 
 
+def _ranking(rows: list[tuple[Any, Any, str]], key: str) -> list[dict[str, Any]]:
+    """Bradley–Terry strengths with bootstrap intervals from (left, right, winner) rows; a
+    comparison of two of the same item says nothing and is left out."""
+    rows = [r for r in rows if r[0] != r[1]]
+    if not rows:
+        return []
+    items = sorted({r[0] for r in rows} | {r[1] for r in rows})
+    index = {item: i for i, item in enumerate(items)}
+    win, lose, tie_a, tie_b = [], [], [], []
+    for left, right, winner in rows:
+        a, b = index[left], index[right]
+        if winner == Comparison.Winner.LEFT:
+            win.append(a), lose.append(b)
+        elif winner == Comparison.Winner.RIGHT:
+            win.append(b), lose.append(a)
+        else:
+            tie_a.append(a), tie_b.append(b)
+    result = bradley_terry(
+        len(items), win, lose, tie_a=tie_a, tie_b=tie_b, n_bootstrap=BOOTSTRAP_SAMPLES
+    )
+    table = [
+        {
+            key: items[i],
+            "strength": _clean(result.strength[i]),
+            "ci_low": _clean(result.ci_low[i]),
+            "ci_high": _clean(result.ci_high[i]),
+            "comparisons": int(result.n_comparisons[i]),
+        }
+        for i in range(len(items))
+    ]
+    table.sort(key=lambda row: -(row["strength"] if row["strength"] is not None else -math.inf))
+    return table
+
+
 def _bradley_terry(
     pipeline: Pipeline, excluded: set[int] = frozenset()
 ) -> tuple[list[dict[str, Any]], int]:
@@ -205,36 +239,21 @@ def _bradley_terry(
         .values_list("left__revision__number", "right__revision__number", "winner")
         .order_by()
     )
-    # A comparison of two generations of one revision says nothing about revisions.
-    rows = [r for r in rows if r[0] != r[1]]
-    if not rows:
-        return [], 0
-    numbers = np.unique([r[0] for r in rows] + [r[1] for r in rows])
-    index = {int(n): i for i, n in enumerate(numbers)}
-    win, lose, tie_a, tie_b = [], [], [], []
-    for left, right, winner in rows:
-        a, b = index[left], index[right]
-        if winner == Comparison.Winner.LEFT:
-            win.append(a), lose.append(b)
-        elif winner == Comparison.Winner.RIGHT:
-            win.append(b), lose.append(a)
-        else:
-            tie_a.append(a), tie_b.append(b)
-    result = bradley_terry(
-        numbers.size, win, lose, tie_a=tie_a, tie_b=tie_b, n_bootstrap=BOOTSTRAP_SAMPLES
+    table = _ranking(rows, "revision")
+    return table, sum(1 for r in rows if r[0] != r[1])
+
+
+def pipelines_ranking() -> dict[str, Any]:
+    """Model selection: pipelines ranked by blind comparisons that set one pipeline's video
+    against another's for the same prompt (Bradley–Terry, bootstrap intervals)."""
+    excluded = excluded_reviewer_ids()
+    across = Comparison.objects.exclude(left__revision__pipeline=F("right__revision__pipeline"))
+    rows = list(
+        _without_excluded(across, "reviewer_id", excluded)
+        .values_list("left__revision__pipeline__slug", "right__revision__pipeline__slug", "winner")
+        .order_by()
     )
-    table = [
-        {
-            "revision": int(numbers[i]),
-            "strength": _clean(result.strength[i]),
-            "ci_low": _clean(result.ci_low[i]),
-            "ci_high": _clean(result.ci_high[i]),
-            "comparisons": int(result.n_comparisons[i]),
-        }
-        for i in range(numbers.size)
-    ]
-    table.sort(key=lambda row: -(row["strength"] if row["strength"] is not None else -math.inf))
-    return table, len(rows)
+    return {"ranking": _ranking(rows, "pipeline"), "comparisons": len(rows)}
 
 
 def _issue_rates(pipeline: Pipeline, excluded: set[int] = frozenset()) -> list[dict[str, Any]]:

@@ -162,6 +162,30 @@ def experiment_panel(experiment: Experiment | None) -> tuple[dict[str, Any] | No
     return summary, chart
 
 
+def pipelines_chart() -> charts.Chart:
+    """Model selection: the pipelines ranked by blind comparisons between their videos."""
+    from improvements.analysis import pipelines_ranking  # numerics: loaded when drawn
+
+    ranked = pipelines_ranking()
+    return charts.interval_chart(
+        [
+            (
+                row["pipeline"],
+                row["strength"],
+                row["ci_low"],
+                row["ci_high"],
+                f"{row['comparisons']} comparison{'' if row['comparisons'] == 1 else 's'}",
+            )
+            for row in ranked["ranking"]
+        ],
+        title="Model selection: pipelines compared blind (Bradley–Terry)",
+        description="log-strength per pipeline from blind comparisons of two pipelines' videos "
+        "of one prompt, with 95% bootstrap intervals; 0 is average",
+        axis_label="log-strength (0 = an average pipeline; higher wins more often)",
+        columns=("pipeline", "strength", "low", "high", "comparisons"),
+    )
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
@@ -188,6 +212,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     ]
     latest = runs[-1][1] if runs else {}
     experiment, experiment_chart = experiment_panel(experiment_current(pipeline=pipeline))
+    model_selection = []
+    if pipeline_list().count() > 1:
+        model_selection = [pipelines_chart()]
     context = {
         "pipeline": pipeline,
         "pipelines": pipeline_list(),
@@ -199,6 +226,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             charts.rating_over_time(rating_series(runs)),
             experiment_chart,
             *snapshot_charts(latest),
+            *model_selection,
         ],
     }
     return render(request, "improvements/dashboard.html", context)

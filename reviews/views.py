@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from feedbackloop.errors import Conflict, InvalidInput
 from generation.models import Generation
 from generation.views import file_response, reviewer_required
+from pipelines.models import Pipeline
 from reviews import selectors, services
 from reviews.forms import ComparisonForm, ReviewForm, issue_formset
 
@@ -53,18 +54,35 @@ def _player(generation: Generation, *, src: str, poster: str | None, label: str 
 # --- queue --------------------------------------------------------------------------------------
 
 
+SESSION_PIPELINE = "reviews.pipeline"
+
+
+def _pipeline_filter(request: HttpRequest) -> str | None:
+    """The pipeline a reviewer keeps to (``?pipeline=slug``; ``?pipeline=`` for all), kept in
+    the session so that "next" follows it."""
+    if "pipeline" in request.GET:
+        slug = request.GET["pipeline"].strip()
+        if slug and not Pipeline.objects.filter(slug=slug).exists():
+            raise Http404("no such pipeline")
+        request.session[SESSION_PIPELINE] = slug or None
+    return request.session.get(SESSION_PIPELINE)
+
+
 @require_GET
 @reviewer_required
 def queue(request: HttpRequest) -> HttpResponse:
-    next_generation = selectors.review_queue_next(reviewer=request.user)
+    pipeline = _pipeline_filter(request)
+    next_generation = selectors.review_queue_next(reviewer=request.user, pipeline=pipeline)
+    pair = selectors.comparison_pair_next(reviewer=request.user, pipeline=pipeline)
     return render(
         request,
         "reviews/queue.html",
         {
             "progress": selectors.reviewer_progress(reviewer=request.user),
             "next_generation": next_generation,
-            "comparison_available": selectors.comparison_pair_next(reviewer=request.user)
-            is not None,
+            "comparison_available": pair is not None,
+            "pipelines": Pipeline.objects.order_by("slug") if Pipeline.objects.count() > 1 else [],
+            "pipeline": pipeline or "",
         },
     )
 
@@ -72,7 +90,9 @@ def queue(request: HttpRequest) -> HttpResponse:
 @require_GET
 @reviewer_required
 def review_next(request: HttpRequest) -> HttpResponse:
-    generation = selectors.review_queue_next(reviewer=request.user)
+    generation = selectors.review_queue_next(
+        reviewer=request.user, pipeline=_pipeline_filter(request)
+    )
     if generation is None:
         messages.info(request, "Nothing is waiting for your review right now.")
         return redirect("reviews:queue")
@@ -220,7 +240,7 @@ def _forget(session: SessionBase, token: str) -> None:
 @require_GET
 @reviewer_required
 def compare_next(request: HttpRequest) -> HttpResponse:
-    pair = selectors.comparison_pair_next(reviewer=request.user)
+    pair = selectors.comparison_pair_next(reviewer=request.user, pipeline=_pipeline_filter(request))
     if pair is None:
         messages.info(request, "No pairs are waiting for a comparison right now.")
         return redirect("reviews:queue")

@@ -152,3 +152,34 @@ def test_a_comparison_within_the_pipeline_may_use_its_own_dimension(
         dimension_winners={"motion_realism": "right"},
     )  # fmt: skip
     assert comparison.dimension_winners.get().dimension == motion
+
+
+def test_pipelines_are_ranked_by_blind_comparisons_between_them(videos, member, client):
+    from improvements.analysis import pipelines_ranking
+
+    builtin, diffusers = videos["builtin"], videos["diffusers"]
+    reviewers = [UserFactory(username=f"judge{i}") for i in range(12)]
+    for i, reviewer in enumerate(reviewers):
+        # diffusers wins 10 of 12, whichever side it is shown on
+        left, right = (builtin, diffusers) if i % 2 else (diffusers, builtin)
+        winner = "right" if (left is builtin) == (i < 10) else "left"
+        comparison_record(reviewer=reviewer, left=left, right=right, winner=winner)
+    ranked = pipelines_ranking()
+    assert ranked["comparisons"] == 12
+    assert [row["pipeline"] for row in ranked["ranking"]] == ["diffusers", "builtin"]
+    top = ranked["ranking"][0]
+    assert top["ci_low"] < top["strength"] < top["ci_high"]
+    staff = UserFactory(username="sam", is_staff=True)
+    client.force_login(staff)
+    page = client.get("/dashboard/?pipeline=builtin").content.decode()
+    assert "Model selection: pipelines compared blind" in page
+
+
+def test_a_reviewer_may_keep_to_one_pipelines_videos(videos, member, client):
+    client.force_login(member)
+    page = client.get("/review/?pipeline=diffusers").content.decode()
+    assert "every pipeline" in page  # the picker, since there are two pipelines
+    response = client.get("/review/next/")
+    assert response.status_code == 302
+    assert str(videos["diffusers"].id) in response["Location"]
+    assert client.get("/review/?pipeline=nope").status_code == 404
