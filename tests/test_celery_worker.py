@@ -37,6 +37,13 @@ def _require_services() -> None:
         skip_or_fail(f"Redis at {url} is not answering: {exc}")
 
 
+def _routes_changed(app) -> None:
+    """Celery builds its router once per process: after an earlier send (another test's), a
+    changed task_routes is only read by a new one."""
+    app.amqp.flush_routes()
+    app.amqp.router = app.amqp.Router()
+
+
 @pytest.fixture
 def worker(settings, tmp_path):
     _require_services()
@@ -57,6 +64,7 @@ def worker(settings, tmp_path):
         "generation.tasks.generation_run_task": {"queue": queues["generation"]},
         "generation.tasks.metrics_compute_task": {"queue": queues["metrics"]},
     }
+    _routes_changed(app)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -97,6 +105,7 @@ def worker(settings, tmp_path):
         proc.kill()
     log.close()
     app.conf.task_routes = routes
+    _routes_changed(app)
     app.conf.task_always_eager = True
     print((tmp_path / "worker.log").read_text()[-3000:])
 
