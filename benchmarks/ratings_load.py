@@ -200,7 +200,9 @@ def site_env(args: argparse.Namespace, db_url: str, var_dir: Path) -> dict[str, 
             "FEEDBACKLOOP_VAR_DIR": str(var_dir),
             "MEDIA_ROOT": str(var_dir / "media"),
             "STATIC_ROOT": str(var_dir / "static"),
-            "REDIS_URL": "",  # submitting a review enqueues nothing
+            # As deployed: sessions and remembered roles in Redis (the cache takes the database
+            # after this one); a submission enqueues nothing.
+            "REDIS_URL": args.redis,
             "LOG_LEVEL": "WARNING",
         }
     )
@@ -624,6 +626,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-requests", type=int, default=60)
     parser.add_argument(
         "--profile-only", action="store_true", help="the in-process profile, no HTTP run"
+    )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/14",
+        help="REDIS_URL of the site (its cache uses the next database); '' for none",
     )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument(

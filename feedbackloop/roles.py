@@ -49,8 +49,18 @@ class WorkerPrincipal:
         return False
 
 
+# How long a reviewer role is remembered in the cache; a change of groups or permissions clears it
+# at once (signals in feedbackloop.apps), so this only bounds a missed change.
+ROLE_CACHE_SECONDS = 30
+
+
+def role_cache_key(user_id: Any) -> str:
+    return f"role:reviewer:{user_id}"
+
+
 def is_reviewer(user: Any) -> bool:
-    """May this person review videos? Staff may. Cached on the user object for the request."""
+    """May this person review videos? Staff may. Remembered on the user object for the request
+    and in the cache for ROLE_CACHE_SECONDS (every submission asks)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     if isinstance(user, WorkerPrincipal):
@@ -59,11 +69,30 @@ def is_reviewer(user: Any) -> bool:
         return True
     cached = getattr(user, "_is_reviewer", None)
     if cached is None:
-        cached = user.groups.filter(name__in=REVIEW_GROUPS).exists() or user.has_perm(
-            "reviews.add_review"
-        )
+        from django.core.cache import cache
+
+        key = role_cache_key(user.pk)
+        cached = cache.get(key)
+        if cached is None:
+            cached = user.groups.filter(name__in=REVIEW_GROUPS).exists() or user.has_perm(
+                "reviews.add_review"
+            )
+            cache.set(key, cached, ROLE_CACHE_SECONDS)
         user._is_reviewer = cached
     return cached
+
+
+def forget_role(sender: Any, instance: Any = None, **kwargs: Any) -> None:
+    """Signal receiver: drop the remembered role of a user whose groups, permissions or account
+    changed (for a change made from the group's side, of every user in ``pk_set``)."""
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+
+    User = get_user_model()
+    if isinstance(instance, User):
+        cache.delete(role_cache_key(instance.pk))
+    elif kwargs.get("pk_set"):
+        cache.delete_many([role_cache_key(pk) for pk in kwargs["pk_set"]])
 
 
 def role_of(user: Any) -> str | None:

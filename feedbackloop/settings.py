@@ -225,6 +225,29 @@ elif MEDIA_STORAGE != "local":
 
 # --- Celery -------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
+# One cache for every web and worker process: API throttles count across processes, sessions
+# are read from memory (written through to the database, so none is lost when Redis restarts),
+# and reviewer roles are remembered for a few seconds. Without Redis each process has its own.
+if REDIS_URL:
+
+    def _next_database(url: str) -> str:
+        """The cache lives in the Redis database after the broker's, so clearing it never
+        touches a queue."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        number = int(parts.path.strip("/") or 0) + 1
+        return urlunsplit(parts._replace(path=f"/{number}"))
+
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env("CACHE_URL", default=_next_database(REDIS_URL)),
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="feedbackloop"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -58,6 +58,16 @@ def _isolated_media(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (remembered roles, throttle counts); with Redis the
+    cache is its own database, so this never touches the broker's queues."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _eager_celery():
     """Unit tests run tasks in-process; the pipeline test starts a real worker instead."""
     from feedbackloop.celery import app
