@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from improvements.stats import (  # noqa: E402
-    bradley_terry,
     corrected_means,
     krippendorff_alpha_ordinal_from_ratings,
     metric_rating_correlations,
     sequential_decision,
 )
+from improvements.stats.bradley_terry import bradley_terry  # noqa: E402
 
 CORRECTED_MEANS_TARGET_S = 3.0
 N_REVISIONS = 20

@@ -3,6 +3,7 @@
 from csp.constants import SELF, UNSAFE_INLINE
 from csp.decorators import csp_replace
 from django.urls import include, path, re_path
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from feedbackloop.api_errors import api_not_found
@@ -11,10 +12,24 @@ from improvements import apis as improvement_apis
 from pipelines import apis as pipeline_apis
 from reviews import apis as review_apis
 
+
+def as_operation(view_class, method: str, operation_id: str):
+    """One view served under a second route with its own operationId: the schema needs one id
+    per route (the default pipeline's short routes and the general /pipelines/{slug}/ ones)."""
+    renamed = type(f"{view_class.__name__}As_{operation_id}", (view_class,), {})
+    return extend_schema_view(**{method: extend_schema(operation_id=operation_id)})(
+        renamed
+    ).as_view()
+
+
 # Ids are matched as plain strings so that a malformed id is a JSON 404 from the view, not
 # Django's HTML page.
 v1 = [
-    path("config/", pipeline_apis.PipelineConfigApi.as_view(), name="config"),
+    path(
+        "config/",
+        as_operation(pipeline_apis.PipelineConfigApi, "get", "config_get"),
+        name="config",
+    ),
     path("pipelines/", pipeline_apis.PipelinesApi.as_view(), name="pipelines"),
     path("pipelines/<str:slug>/", pipeline_apis.PipelineApi.as_view(), name="pipeline"),
     path(
@@ -80,22 +95,22 @@ v1 = [
     # The same operations for any pipeline (the routes above are the default pipeline's).
     path(
         "pipelines/<str:slug>/revisions/<str:number>/approve/",
-        improvement_apis.RevisionApproveApi.as_view(),
+        as_operation(improvement_apis.RevisionApproveApi, "post", "pipeline_revision_approve"),
         name="pipeline-revision-approve",
     ),
     path(
         "pipelines/<str:slug>/revisions/<str:number>/reject/",
-        improvement_apis.RevisionRejectApi.as_view(),
+        as_operation(improvement_apis.RevisionRejectApi, "post", "pipeline_revision_reject"),
         name="pipeline-revision-reject",
     ),
     path(
         "pipelines/<str:slug>/revisions/<str:number>/rollback/",
-        improvement_apis.RevisionRollbackApi.as_view(),
+        as_operation(improvement_apis.RevisionRollbackApi, "post", "pipeline_revision_rollback"),
         name="pipeline-revision-rollback",
     ),
     path(
         "pipelines/<str:slug>/experiments/current/",
-        improvement_apis.ExperimentCurrentApi.as_view(),
+        as_operation(improvement_apis.ExperimentCurrentApi, "get", "pipeline_experiment_current"),
         name="pipeline-experiment-current",
     ),
     path(

@@ -209,6 +209,8 @@ def load_config(path: str | Path) -> LoopConfig:
     )
 
 
+INSTALL_ROOT = Path(__file__).resolve().parent.parent
+
 BUILTIN_ENTRY = {
     "slug": "builtin",
     "name": "Built-in renderer",
@@ -247,19 +249,25 @@ def _pipelines(path: Path, root: dict[str, Any], base: Path) -> tuple[PipelineEn
                 raise ConfigError(path, f"{where}.{key}", "must be a non-empty string")
         declaration_path = Path(item["declaration"])
         if not declaration_path.is_absolute():
-            declaration_path = base / declaration_path
+            # Relative to the project using the file; else to feedbackloop's own folder, where
+            # the built-in declaration ships (a config/ folder copied into another project).
+            candidates = [base / declaration_path, INSTALL_ROOT / declaration_path]
+            declaration_path = next((c for c in candidates if c.is_file()), candidates[0])
         try:
             declaration = load_declaration_file(declaration_path)
         except InvalidInput as exc:
             raise ConfigError(path, f"{where}.declaration", exc.message) from exc
-        params = _section(path, item.get("params"), f"{where}.params")
+        own = _section(path, item.get("params"), f"{where}.params")
+        params = dict(own)
         if item["slug"] == "builtin" and legacy:
-            params = {**legacy, **params}
+            params = {**legacy, **own}
         try:
             params_check(declaration, params)
         except InvalidInput as exc:
             key, messages = next(iter(getattr(exc, "details", {"params": [exc.message]}).items()))
-            raise ConfigError(path, f"{where}.params.{key}", "; ".join(messages)) from exc
+            # Name the key where the file has it: the older generator.params, or the pipeline's.
+            written = "generator.params" if key in legacy and key not in own else f"{where}.params"
+            raise ConfigError(path, f"{written}.{key}", "; ".join(messages)) from exc
         renderer = item.get("renderer", "")
         if not isinstance(renderer, str):
             raise ConfigError(path, f"{where}.renderer", "must be 'package.module:function'")

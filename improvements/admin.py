@@ -208,6 +208,7 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
                 self.message_user(request, f"r{revision.number} rejected.")
             elif step == "rollback":
                 made = revision_rollback_to(target=revision, actor=user)
+                experiments.experiment_settle(pipeline=revision.pipeline, actor=user)
                 if made.pk == revision.pk:
                     self.message_user(request, f"Canary stopped; r{revision.number} stays active.")
                 else:

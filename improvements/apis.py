@@ -66,7 +66,7 @@ class ImprovementLogApi(APIView):
         operation_id="improvements_list",
         summary="The improvement log (the seed's get_improvement_log())",
         parameters=[ImprovementQuerySerializer],
-        responses={200: ImprovementSerializer(many=True), **errors(400)},
+        responses={200: ImprovementSerializer(many=True), **errors(400, 404)},
     )
     def get(self, request: Request) -> Response:
         query = ImprovementQuerySerializer(data=request.query_params.dict())
@@ -306,6 +306,7 @@ class RevisionRollbackApi(APIView):
                 Pipeline.objects.select_for_update().get(pk=target.pipeline_id)
                 before = ConfigRevision.objects.filter(pipeline_id=target.pipeline_id).count()
                 revision = revision_rollback_to(target=target, actor=acting_user(request))
+                experiments.experiment_settle(pipeline=target.pipeline, actor=acting_user(request))
                 created = (
                     ConfigRevision.objects.filter(pipeline_id=target.pipeline_id).count() > before
                 )

@@ -245,6 +245,11 @@ class PipelineForm(forms.ModelForm):
             ) from exc
         return data
 
+    def validate_unique(self) -> None:
+        # clean() has registered the pipeline (pipeline_register decides what is new), so the
+        # model's own "slug already exists" check would refuse every new pipeline.
+        return
+
 
 @admin.register(Pipeline)
 class PipelineAdmin(admin.ModelAdmin):
@@ -300,7 +305,9 @@ class SchemaVersionAdmin(admin.ModelAdmin):
     list_display = ("__str__", "pipeline", "number", "created_by", "created_at")
     list_filter = ("pipeline",)
     list_select_related = ("pipeline",)
-    readonly_fields = ("pipeline", "number", "parameters_pretty", "digest", "created_by", "created_at")
+    readonly_fields = (
+        "pipeline", "number", "parameters_pretty", "digest", "created_by", "created_at",
+    )  # fmt: skip
     fields = readonly_fields
 
     @admin.display(description="parameters")

@@ -73,15 +73,22 @@ def declaration_check(declaration: Any) -> dict[str, Any]:
             {_path(exc): [f"not valid JSON Schema (draft 2020-12): {exc.message}"]}
         ) from exc
     problems: dict[str, list[str]] = {}
+
+    def add(where: str, message: str) -> None:
+        if message not in problems.setdefault(where, []):  # anyOf branches repeat themselves
+            problems[where].append(message)
+
     for error in sorted(_META_VALIDATOR.iter_errors(declaration), key=lambda e: e.path):
-        problems.setdefault(_path(error), []).append(_meta_message(error))
-    if problems:
-        raise InvalidDeclaration(problems)
-    for name, spec in declaration["properties"].items():
+        add(_path(error), _meta_message(error))
+    properties = declaration.get("properties")
+    for name, spec in (properties.items() if isinstance(properties, dict) else ()):
+        if not isinstance(spec, dict) or "default" not in spec:
+            continue  # reported above
         for error in Draft202012Validator(spec).iter_errors(spec["default"]):
-            problems.setdefault(f"properties.{name}.default", []).append(
+            add(
+                f"properties.{name}.default",
                 f"the default {spec['default']!r} is outside the parameter's own schema: "
-                f"{error.message}"
+                f"{error.message}",
             )
     if problems:
         raise InvalidDeclaration(problems)

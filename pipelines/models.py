@@ -162,7 +162,7 @@ class ConfigRevision(models.Model):
         if self.pk is not None:
             stored = (
                 ConfigRevision.objects.filter(pk=self.pk)
-                .values_list("params", "parent_id", "number", "pipeline_id")
+                .values_list("params", "parent_id", "number", "pipeline_id", "schema_version_id")
                 .first()
             )
             if stored is not None and stored != (
@@ -170,6 +170,7 @@ class ConfigRevision(models.Model):
                 self.parent_id,
                 self.number,
                 self.pipeline_id,
+                self.schema_version_id,
             ):
                 raise ImmutableRevisionError(
                     f"revision r{self.number}: params are immutable; create a new revision"

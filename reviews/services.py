@@ -30,6 +30,7 @@ from reviews.models import (
     ReviewDraft,
     ReviewerExclusion,
 )
+from reviews.selectors import dimensions_compared
 
 # A draft is the browser's copy of a form in progress; anything bigger is not a review form.
 DRAFT_MAX_BYTES = 64 * 1024
@@ -435,7 +436,8 @@ def comparison_record(
         reviewer=reviewer, left=left, right=right, winner=winner, seconds_spent=seconds_spent
     )
     if dimension_winners:
-        dimensions = {d.slug: d for d in RatingDimension.objects.filter(active=True)}
+        # The global dimensions, and a pipeline's own only when both videos are that pipeline's.
+        dimensions = {d.slug: d for d in dimensions_compared(left=left, right=right)}
         rows = []
         for slug, verdict in dimension_winners.items():
             if slug not in dimensions:

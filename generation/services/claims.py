@@ -46,6 +46,10 @@ def generation_take(
 
     With ``max_attempts``, a run whose lease expired on its last allowed attempt is not taken
     again (it is to be failed with the reason, see rendering.stalled_render_fail).
+
+    ``queryset`` may filter on the generation's own columns only: a filter through a relation
+    makes the UPDATE "pk IN (subquery)", whose conditions PostgreSQL does not re-check on a row
+    another transaction has just changed, so two takers could both win.
     """
     now = timezone.now()
     candidates = waiting(queryset, now).filter(pk=generation_id)

@@ -131,7 +131,12 @@ def job_claim(
         if not candidates:
             return None
         for pk in candidates:
-            job = generation_take(queryset=jobs, generation_id=pk, lease=lease, worker=worker)
+            # The conditional UPDATE must not join (revision__pipeline): PostgreSQL then
+            # writes it as "pk IN (subquery)" and, when two claims race for a row, re-checks
+            # only that, so both would win. The pipeline was checked in choosing candidates.
+            job = generation_take(
+                queryset=remote_jobs(), generation_id=pk, lease=lease, worker=worker
+            )
             if job is not None:
                 return job
     return None

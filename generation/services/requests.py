@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from feedbackloop.actors import person_or_none
-from feedbackloop.errors import Conflict, InvalidInput, NotFound
+from feedbackloop.errors import Conflict, Forbidden, InvalidInput, NotFound
 from generation.models import SERVER_BACKEND, Generation
 from generation.services.claims import generation_take, remote_jobs
 from generation.services.leases import lease_duration
@@ -133,6 +133,12 @@ def job_request(
         raise InvalidInput(
             "only remote jobs can be claimed; the builtin backend renders on the server",
             code="invalid_claim",
+        )
+    if claim_for is not None and not claim_for.may_serve(pipeline.slug):
+        raise Forbidden(
+            f"worker {claim_for.name!r} may not serve {pipeline.slug!r}; it may serve "
+            f"{', '.join(claim_for.pipelines) or 'no pipeline'}",
+            code="pipeline_not_allowed",
         )
     lease = lease_duration(lease_seconds) if claim_for is not None else None
     with transaction.atomic():  # no other worker can claim the new job before its creator

@@ -19,6 +19,13 @@ def _builtin(apps):
     return pipeline
 
 
+def fire_deferred_checks(schema_editor):
+    """PostgreSQL checks foreign keys written here at commit; an ALTER TABLE later in this
+    migration's transaction would fail with "pending trigger events". Check them now."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 def arms_from_candidates(apps, schema_editor):
     Experiment = apps.get_model("improvements", "Experiment")
     ExperimentArm = apps.get_model("improvements", "ExperimentArm")
@@ -41,6 +48,7 @@ def arms_from_candidates(apps, schema_editor):
         experiment.pipeline_id = experiment.candidate.pipeline_id
         experiment.status = "running" if experiment.status == "running" else "finished"
         experiment.save(update_fields=["pipeline", "status"])
+    fire_deferred_checks(schema_editor)
 
 
 def candidates_from_arms(apps, schema_editor):
@@ -59,6 +67,7 @@ def candidates_from_arms(apps, schema_editor):
             experiment.status = {"promoted": "promoted", "rolled_back": "rolled_back",
                                  "dropped": "rolled_back"}.get(arm.status, "aborted")
         experiment.save(update_fields=["candidate", "share", "status"])
+    fire_deferred_checks(schema_editor)
 
 
 class Migration(migrations.Migration):

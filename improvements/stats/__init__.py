@@ -7,7 +7,9 @@ import importlib
 from typing import Any
 
 # Names are loaded on first use (PEP 562): the package pulls in scipy, and a process that only
-# needs one small module (a web page, a metrics worker) should not pay for all of them.
+# needs one small module (a web page, a metrics worker) should not pay for all of them. The
+# function bradley_terry is imported from its module (improvements.stats.bradley_terry): the
+# package attribute of that name is the module, once anything has imported it.
 _WHERE = {
     "ArmCounts": "improvements.stats.sequential",
     "BradleyTerryResult": "improvements.stats.bradley_terry",
@@ -17,7 +19,6 @@ _WHERE = {
     "MetricCorrelation": "improvements.stats.correlation",
     "NormalInverseGammaPrior": "improvements.stats.thompson",
     "VariantStats": "improvements.stats.thompson",
-    "bradley_terry": "improvements.stats.bradley_terry",
     "choose_variant": "improvements.stats.thompson",
     "confidence_sequence": "improvements.stats.sequential",
     "corrected_means": "improvements.stats.bias",
@@ -50,7 +51,6 @@ __all__ = [
     "MetricCorrelation",
     "NormalInverseGammaPrior",
     "VariantStats",
-    "bradley_terry",
     "choose_variant",
     "confidence_sequence",
     "corrected_means",

@@ -20,6 +20,13 @@ def _digest(declaration):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def fire_deferred_checks(schema_editor):
+    """PostgreSQL checks foreign keys written here at commit; an ALTER TABLE later in this
+    migration's transaction would fail with "pending trigger events". Check them now."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 def move_content_types(apps, schema_editor, old="generation", new="pipelines"):
     ContentType = apps.get_model("contenttypes", "ContentType")
     for model in ("configrevision", "revisiontransition"):
@@ -56,6 +63,7 @@ def revisions_join_builtin(apps, schema_editor):
     ConfigRevision.objects.filter(pipeline__isnull=True).update(
         pipeline=pipeline, schema_version=version
     )
+    fire_deferred_checks(schema_editor)
 
 
 def model_variant_from_params(apps, schema_editor):
@@ -63,6 +71,7 @@ def model_variant_from_params(apps, schema_editor):
     for revision in ConfigRevision.objects.all():
         variant = (revision.params or {}).get("model_variant", "")
         ConfigRevision.objects.filter(pk=revision.pk).update(model_variant=variant)
+    fire_deferred_checks(schema_editor)
 
 
 class Migration(migrations.Migration):
@@ -115,6 +124,13 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="configrevision",
             index=models.Index(fields=["pipeline", "status"], name="revision_pipeline_status"),
+        ),
+        # Backwards, the column comes back on rows that exist: it needs a default to be added
+        # (NOT NULL) before model_variant_from_params fills it in.
+        migrations.AlterField(
+            model_name="configrevision",
+            name="model_variant",
+            field=models.CharField(default="", editable=False, max_length=32),
         ),
         migrations.RunPython(migrations.RunPython.noop, model_variant_from_params),
         migrations.RemoveField(model_name="configrevision", name="model_variant"),
