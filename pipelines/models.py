@@ -153,11 +153,6 @@ class ConfigRevision(models.Model):
     def __str__(self) -> str:
         return f"r{self.number} ({self.status})"
 
-    @property
-    def label(self) -> str:
-        """How people name a revision across pipelines: builtin r7."""
-        return f"{self.pipeline.slug} r{self.number}"
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             stored = (
@@ -176,6 +171,11 @@ class ConfigRevision(models.Model):
                     f"revision r{self.number}: params are immutable; create a new revision"
                 )
         super().save(*args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        """How people name a revision across pipelines: builtin r7."""
+        return f"{self.pipeline.slug} r{self.number}"
 
     def diff_from_parent(self) -> dict[str, tuple[Any, Any]]:
         return params_diff(self.parent.params if self.parent else None, self.params)
