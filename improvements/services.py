@@ -58,6 +58,20 @@ def _new_ratings(pipeline: Pipeline, since: int) -> tuple[int, int]:
     return ratings.filter(id__gt=since, id__lte=newest).count(), newest
 
 
+def _arms_have_news(pipeline: Pipeline, last: AnalysisRun | None) -> bool:
+    """Arm generations finished or failed since the last step: the guardrails (failure rate,
+    generation time) may decide an arm whose videos nobody could rate, e.g. because they fail."""
+    from generation.models import Generation
+
+    if last is None or experiments.experiment_running(pipeline=pipeline) is None:
+        return False
+    return Generation.objects.filter(
+        revision__pipeline=pipeline,
+        experiment_arm="candidate",
+        finished_at__gt=last.created_at,
+    ).exists()
+
+
 def pending_proposals(*, pipeline: Pipeline) -> list[ConfigRevision]:
     """The improver's proposals for this pipeline still waiting for an admin."""
     return list(
@@ -88,7 +102,7 @@ def improvement_check(
 
     last = AnalysisRun.objects.filter(pipeline=pipeline).order_by("-id").first()
     new_ratings, newest = _new_ratings(pipeline, last.last_rating_id if last else 0)
-    if new_ratings < min_feedback:
+    if new_ratings < min_feedback and not _arms_have_news(pipeline, last):
         return []
     active = revision_active(pipeline=pipeline)
     # The analysis takes seconds at scale: computed before the improver's lock is taken, so

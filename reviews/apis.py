@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,6 +15,7 @@ from feedbackloop.api_errors import LimitedJSONParser
 from feedbackloop.roles import ADMIN, REVIEWER, acting_user, allow
 from generation.apis import ANY_ROLE, errors, generation_or_404
 from generation.serializers import StrictCharField, StrictFloatField
+from pipelines.selectors import pipeline_or_default
 from reviews import selectors, services
 from reviews.models import IssueReport
 
@@ -123,8 +125,14 @@ class FeedbackSummaryApi(APIView):
 
     @extend_schema(
         operation_id="feedback_summary",
-        summary="The feedback summary: the same keys as get_feedback_summary()",
-        responses={200: FeedbackSummarySerializer, **errors()},
+        summary="One pipeline's feedback summary: the same keys as get_feedback_summary()",
+        parameters=[
+            OpenApiParameter(
+                "pipeline", OpenApiTypes.STR, description="a pipeline's slug (default: the default)"
+            )
+        ],
+        responses={200: FeedbackSummarySerializer, **errors(404)},
     )
     def get(self, request: Request) -> Response:
-        return Response(selectors.feedback_summary())
+        pipeline = pipeline_or_default(request.query_params.get("pipeline") or None)
+        return Response(selectors.feedback_summary(pipeline=pipeline))

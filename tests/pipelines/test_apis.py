@@ -316,3 +316,17 @@ def test_the_old_job_endpoints_keep_working_for_the_default_pipeline(active_revi
     lease = {"lease_id": claimed.json()["lease"]["lease_id"], "progress": 0.5}
     beat = old_worker.post(f"/api/v1/jobs/{created.json()['id']}/heartbeat/", lease, format="json")
     assert beat.status_code == 200 and beat.json()["progress"] == 0.5
+
+
+def test_the_feedback_summary_is_per_pipeline(db, builtin_pipeline):
+    from rest_framework.test import APIClient
+
+    from tests.factories import UserFactory
+
+    client = APIClient()
+    client.force_authenticate(UserFactory(username="summ", is_staff=True))
+    default = client.get("/api/v1/feedback/summary/")
+    assert default.status_code == 200 and default.json()["pipeline"] == "builtin"
+    assert client.get("/api/v1/feedback/summary/?pipeline=builtin").json()["pipeline"] == "builtin"
+    missing = client.get("/api/v1/feedback/summary/?pipeline=nope")
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]["message"]
