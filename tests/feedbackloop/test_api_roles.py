@@ -332,7 +332,7 @@ def test_a_reviewer_with_the_permission_but_not_the_group_may_give_feedback(acti
 
 @pytest.mark.parametrize("action", ["approve", "reject", "rollback"])
 def test_a_worker_token_cannot_approve_reject_or_roll_back(world, action, active_revision):
-    """The approval endpoints are issue 6's (their full table: tests/test_experiments_api.py);
+    """The approval endpoints are issue 6's (their full table: tests/improvements/test_apis_experiments.py);
     here only that a worker, a reviewer and a role-less user are refused."""
     url = f"/api/v1/revisions/{active_revision.number}/{action}/"
     for role in ("worker", "reviewer", "no_role"):

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import chromium_launch_args, require_chromium
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "production.env.example"
 OWN_PREFIXES = ("DJANGO_", "CSP_", "DATABASE_URL", "REDIS_URL", "VIDEO_ACCEL")
 

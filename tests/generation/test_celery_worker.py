@@ -20,7 +20,7 @@ from generation.models import Generation, MetricsRun
 from generation.services.requests import generation_request
 from tests.conftest import skip_or_fail
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _require_services() -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from feedbackloop.config import ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "config" / "default_config.yaml"
 
 

@@ -2,7 +2,7 @@
 
 A tiny HTTP server in a thread plays the site, answering from a script of responses, so the
 client's real requests code runs over a real socket. What the real site answers is checked by
-tests/test_remote_worker_e2e.py and tests/diffusers/.
+tests/generation/test_remote_worker_e2e.py and tests/diffusers/.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def test_render_error_marks_the_generation_failed_with_the_error(db):
         slug="broken",
         name="Broken renderer",
         parameters=DECLARATION,
-        renderer="tests.test_generation_pipeline_inprocess:broken_renderer",
+        renderer="tests.generation.test_services_rendering:broken_renderer",
     ).pipeline
     generation, _ = generation_request(pipeline=pipeline, prompt="Doomed", enqueue=False)
     failed = generation_run(generation_id=str(generation.id))

@@ -19,7 +19,7 @@ from seed.video_generator import VideoGenerator
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-DEFAULT = Path(__file__).resolve().parent.parent / "config" / "default_config.yaml"
+DEFAULT = Path(__file__).resolve().parents[2] / "config" / "default_config.yaml"
 
 
 @pytest.fixture

@@ -1,0 +1,100 @@
+"""Synthetic feedback for the decision core's tests: a reviewer panel rating revisions whose
+mean overall rating the test chooses. No database, no taste model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from improvements.search import Generations, Issues, Observations, Ratings
+
+DIMENSIONS = ("visual_quality", "overall_satisfaction")
+
+
+@dataclass
+class FeedbackBuilder:
+    rng: np.random.Generator
+    n_reviewers: int = 20
+    leniency_sd: float = 0.4
+    random_share: float = 0.1
+    revisions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    means: dict[int, float] = field(default_factory=dict)
+    clock: float = 0.0
+    _r: dict[str, list] = field(
+        default_factory=lambda: {k: [] for k in "rev gen rvw dim val t".split()}
+    )
+    _g: dict[str, list] = field(
+        default_factory=lambda: {k: [] for k in "id rev failed sec t".split()}
+    )
+    _i: dict[str, list] = field(
+        default_factory=lambda: {k: [] for k in "rev gen rvw cat note".split()}
+    )
+
+    def __post_init__(self) -> None:
+        self.leniency = self.rng.normal(0, self.leniency_sd, self.n_reviewers)
+        self.noise = self.rng.uniform(0.4, 0.9, self.n_reviewers)
+        self.random_rater = self.rng.random(self.n_reviewers) < self.random_share
+
+    def add_revision(self, revision: int, params: dict[str, Any], mean: float) -> None:
+        self.revisions[revision] = params
+        self.means[revision] = mean
+
+    def generate(
+        self,
+        revision: int,
+        *,
+        failed: bool = False,
+        seconds: float = 10.0,
+        issue: str | None = None,
+        reviewers: list[int] | None = None,
+    ) -> None:
+        """One generation with 1-3 reviews (or the given reviewers) of every dimension."""
+        self.clock += 1
+        gen = len(self._g["id"])
+        for key, value in zip("id rev failed sec t".split(),
+                              (gen, revision, failed, np.nan if failed else seconds, self.clock),
+                              strict=True):  # fmt: skip
+            self._g[key].append(value)
+        if failed:
+            return
+        luck = self.rng.normal(0, 0.3)
+        if reviewers is None:
+            reviewers = list(
+                self.rng.choice(self.n_reviewers, self.rng.integers(1, 4), replace=False)
+            )
+        for j in reviewers:
+            self.clock += 0.01
+            for d in range(len(DIMENSIONS)):
+                if self.random_rater[j]:
+                    value = float(self.rng.integers(1, 6))
+                else:
+                    raw = (
+                        self.means[revision]
+                        + luck
+                        + self.leniency[j]
+                        + self.rng.normal(0, self.noise[j])
+                    )
+                    value = float(np.clip(np.rint(raw), 1, 5))
+                for key, v in zip("rev gen rvw dim val t".split(),
+                                  (revision, gen, int(j), d, value, self.clock), strict=True):  # fmt: skip
+                    self._r[key].append(v)
+            if issue is not None:
+                for key, v in zip("rev gen rvw cat note".split(),
+                                  (revision, gen, int(j), issue, ""), strict=True):  # fmt: skip
+                    self._i[key].append(v)
+
+    def observations(self) -> Observations:
+        r, g, i = self._r, self._g, self._i
+        return Observations(
+            dimensions=DIMENSIONS,
+            revisions=dict(self.revisions),
+            ratings=Ratings.of(revision=r["rev"], generation=r["gen"], reviewer=r["rvw"],
+                               dimension=r["dim"], value=r["val"], time=r["t"]),
+            issues=Issues.of(revision=i["rev"], generation=i["gen"], reviewer=i["rvw"],
+                             category=i["cat"], note=i["note"]),
+            generations=Generations.of(id=g["id"], revision=g["rev"], failed=g["failed"],
+                                       seconds=g["sec"], time=g["t"]),
+            now=self.clock,
+        )  # fmt: skip

@@ -1,0 +1,125 @@
+"""The statistical decision on a challenger: promotion, waiting, futility, guardrails."""
+
+import numpy as np
+import pytest
+
+from improvements.search import Arm
+from improvements.search.arm_data import arm_data, unit_variance
+from improvements.search.decisions import DecisionRules, challenger_decision
+from improvements.search.sequential_test import boundary, compare, mixture_for_effect, radius
+from tests.improver_search.feedback_builder import FeedbackBuilder
+
+OVERALL = {"overall_satisfaction": 1.0}
+
+
+def _experiment(
+    seed: int, control_mean: float, arm_mean: float, n: int, *, history: int = 30, **arm_kwargs
+):
+    fb = FeedbackBuilder(np.random.default_rng(seed))
+    fb.add_revision(0, {}, control_mean)
+    fb.add_revision(1, {}, arm_mean)
+    for _ in range(history):
+        fb.generate(0)
+    arm = Arm(revision=1, role="challenger", control=0, opened=fb.clock, alpha=0.05,
+              mixture=mixture_for_effect(0.5))  # fmt: skip
+    for _ in range(n):
+        fb.generate(0, **arm_kwargs.get("control", {}))
+        fb.generate(1, **arm_kwargs.get("arm", {}))
+    return fb, arm
+
+
+def _decide(fb: FeedbackBuilder, arm: Arm, rules: DecisionRules | None = None):
+    obs = fb.observations()
+    return challenger_decision(
+        obs, arm, OVERALL, rules or DecisionRules(), prior_variance=unit_variance(obs, OVERALL)
+    )
+
+
+def test_a_clearly_better_arm_is_promoted_with_bounds_above_zero():
+    fb, arm = _experiment(1, 2.5, 3.7, 30)
+    d = _decide(fb, arm)
+    assert d.action == "promote" and d.outcome == "promoted"
+    assert d.effect.low > 0 and d.effect.low < d.effect.estimate < d.effect.high
+    assert d.n_arm == d.n_control == 30
+
+
+def test_nothing_is_decided_before_the_minimum_generations_per_arm():
+    fb, arm = _experiment(2, 2.0, 4.5, 5)
+    d = _decide(fb, arm, DecisionRules(min_generations=8))
+    assert d.action == "continue" and "waiting for 8" in d.reason
+
+
+def test_an_equal_arm_is_dropped_as_futile_once_its_gain_is_ruled_out():
+    fb, arm = _experiment(3, 3.0, 3.0, 250)
+    d = _decide(fb, arm, DecisionRules(min_effect=0.4))
+    assert d.action == "drop" and d.outcome in {"futile", "worse"}
+    assert d.effect.high < 0.4
+
+
+def test_a_clearly_worse_arm_is_dropped_as_worse():
+    fb, arm = _experiment(4, 3.5, 2.0, 30)
+    d = _decide(fb, arm)
+    assert d.action == "drop" and d.outcome == "worse" and d.effect.high < 0
+
+
+def test_a_better_arm_that_fails_often_is_dropped_by_the_failure_guardrail():
+    fb = FeedbackBuilder(np.random.default_rng(5))
+    fb.add_revision(0, {}, 2.5)
+    fb.add_revision(1, {}, 4.0)
+    arm = Arm(revision=1, role="challenger", control=0, opened=fb.clock, alpha=0.05)
+    rng = np.random.default_rng(0)
+    for _ in range(80):
+        fb.generate(0)
+        fb.generate(1, failed=bool(rng.random() < 0.6))
+    d = _decide(fb, arm)
+    assert d.action == "drop" and d.outcome == "guardrail" and "failure rate" in d.reason
+
+
+def test_a_better_but_slow_arm_is_dropped_by_the_generation_time_guardrail():
+    fb, arm = _experiment(6, 2.5, 4.0, 25, arm={"seconds": 30.0}, control={"seconds": 10.0})
+    d = _decide(fb, arm)
+    assert d.action == "drop" and d.outcome == "guardrail" and "generation takes" in d.reason
+
+
+def test_issue_report_guardrail_drops_an_arm_that_draws_complaints():
+    fb, arm = _experiment(7, 2.5, 3.2, 30, arm={"issue": "flicker"})
+    d = _decide(fb, arm, DecisionRules(max_issue_rate_increase=0.25))
+    assert d.action == "drop" and "issue report rate" in d.reason
+
+
+def test_only_generations_created_after_the_arm_opened_count():
+    fb, arm = _experiment(8, 3.0, 3.0, 10, history=40)
+    data = arm_data(fb.observations(), arm, OVERALL)
+    assert data.control_values.size <= 10 and data.arm_values.size <= 10
+
+
+def test_reviewer_offsets_are_frozen_from_ratings_before_the_arm_opened():
+    # A harsh reviewer (-0.9) rates only the arm after it opens. Without the frozen offset the
+    # arm would look 0.9 worse; with it (fitted on the history) the difference is about 0.
+    fb = FeedbackBuilder(np.random.default_rng(9), leniency_sd=0.0, random_share=0.0)
+    fb.leniency[0] = -0.9
+    fb.add_revision(0, {}, 3.0)
+    fb.add_revision(1, {}, 3.0)
+    for i in range(60):
+        fb.generate(0, reviewers=[i % fb.n_reviewers])
+    for _ in range(30):
+        fb.generate(0, reviewers=[0])
+    arm = Arm(revision=1, role="challenger", control=0, opened=fb.clock, alpha=0.05)
+    for i in range(40):
+        fb.generate(0, reviewers=[1 + i % (fb.n_reviewers - 1)])
+        fb.generate(1, reviewers=[0])
+    data = arm_data(fb.observations(), arm, OVERALL)
+    assert data.arm_values.mean() - data.control_values.mean() == pytest.approx(0.0, abs=0.25)
+
+
+def test_mixture_boundary_needs_more_evidence_at_smaller_alpha():
+    assert boundary(30.0, 3.0, 0.01) > boundary(30.0, 3.0, 0.05)
+    assert radius(100.0, 3.0, 0.05) < radius(30.0, 3.0, 0.05)
+
+
+def test_compare_brackets_the_true_difference_of_large_samples():
+    rng = np.random.default_rng(10)
+    a, c = rng.normal(3.4, 0.7, 4000), rng.normal(3.0, 0.7, 4000)
+    cmp = compare(a, c, alpha=0.05, futility_alpha=0.1, rho=mixture_for_effect(0.4),
+                  prior_variance=0.5)  # fmt: skip
+    assert cmp.lower < 0.4 < cmp.upper and cmp.upper - cmp.lower < 0.2

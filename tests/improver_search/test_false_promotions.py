@@ -1,0 +1,64 @@
+"""False-promotion rate of the production decision path in simulation.
+
+200 null experiments: the challenger is the control's own configuration (or slightly worse).
+Reviewers have leniency, noise and a few rate at random; generations get 1-3 reviews and their
+own luck; the decision is taken every 5 generations per arm, up to 60, as the policy would.
+The rate of experiments that ever promote must stay within alpha plus a binomial margin
+(one-sided 99%: 2.33 standard errors of a proportion alpha over 200 experiments).
+"""
+
+import math
+
+import numpy as np
+
+from improvements.search import Arm
+from improvements.search.arm_data import unit_variance
+from improvements.search.decisions import DecisionRules, challenger_decision
+from improvements.search.sequential_test import mixture_for_effect
+from tests.improver_search.feedback_builder import FeedbackBuilder
+
+ALPHA = 0.05
+EXPERIMENTS = 200
+OVERALL = {"overall_satisfaction": 1.0}
+
+
+def _ever_promotes(seed: int, effect: float) -> bool:
+    rng = np.random.default_rng(seed)
+    fb = FeedbackBuilder(rng)
+    fb.add_revision(0, {}, 3.0)
+    fb.add_revision(1, {}, 3.0 + effect)
+    for _ in range(20):
+        fb.generate(0)
+    # Mixture tuned as if the model had predicted a gain (any value fixed up front is valid).
+    arm = Arm(revision=1, role="challenger", control=0, opened=fb.clock, alpha=ALPHA,
+              mixture=mixture_for_effect(float(rng.uniform(0.3, 1.2))))  # fmt: skip
+    rules = DecisionRules(alpha=ALPHA, min_generations=8)
+    for _ in range(12):
+        for _ in range(5):
+            fb.generate(0)
+            fb.generate(1)
+        obs = fb.observations()
+        d = challenger_decision(obs, arm, OVERALL, rules,
+                                prior_variance=unit_variance(obs, OVERALL))  # fmt: skip
+        if d.action == "promote":
+            return True
+        if d.action == "drop":
+            return False
+    return False
+
+
+def test_false_promotion_rate_of_null_experiments_stays_within_alpha():
+    promoted = sum(_ever_promotes(seed, effect=0.0) for seed in range(EXPERIMENTS))
+    margin = 2.33 * math.sqrt(ALPHA * (1 - ALPHA) / EXPERIMENTS)
+    assert promoted / EXPERIMENTS <= ALPHA + margin, f"{promoted} of {EXPERIMENTS} promoted"
+
+
+def test_a_slightly_worse_arm_is_promoted_even_less_often():
+    promoted = sum(_ever_promotes(10_000 + seed, effect=-0.15) for seed in range(EXPERIMENTS // 2))
+    assert promoted / (EXPERIMENTS // 2) <= ALPHA
+
+
+def test_the_same_test_does_promote_a_real_gain():
+    # Power check, so that the null tests above cannot pass by never promoting anything.
+    promoted = sum(_ever_promotes(20_000 + seed, effect=0.8) for seed in range(40))
+    assert promoted >= 30

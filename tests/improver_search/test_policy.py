@@ -1,0 +1,186 @@
+"""ImproverPolicy.step end to end on synthetic feedback (no database)."""
+
+import numpy as np
+import pytest
+
+from improvements.search import (
+    Arm,
+    ExperimentState,
+    ImproverPolicy,
+    Interval,
+    ParameterSpace,
+    Settings,
+)
+from improvements.search.memory import repeats_failure, tried_changes
+from tests.improver_search.feedback_builder import FeedbackBuilder
+
+SCHEMA = {
+    "properties": {
+        "sharpness": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.2, "x-step": 0.05,
+                      "x-affects": {"visual_quality": "+", "visual_artifact": "+"}},
+        "speed": {"type": "number", "minimum": 0, "maximum": 3, "default": 2.0, "x-step": 0.1,
+                  "x-affects": {"flicker": "+"}},
+        "crf": {"type": "integer", "minimum": 0, "maximum": 51, "default": 30, "x-step": 2},
+        "style": {"type": "string", "enum": ["a", "b", "c"], "default": "a"},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 99, "default": 3, "x-tunable": False},
+    }
+}  # fmt: skip
+
+
+def taste(p: dict) -> float:
+    """Mean overall rating: sharpness best at 0.7, speed best at 0.5, crf best low."""
+    return (
+        3.0
+        - 2.5 * (p["sharpness"] - 0.7) ** 2
+        - 0.4 * (p["speed"] - 0.5) ** 2
+        - 0.02 * max(p["crf"] - 18, 0)
+        + (0.3 if p["style"] == "b" else 0.0)
+    )
+
+
+@pytest.fixture
+def space() -> ParameterSpace:
+    return ParameterSpace.from_schema(SCHEMA)
+
+
+def _feedback(space: ParameterSpace, n_revisions: int = 24, seed: int = 0) -> FeedbackBuilder:
+    rng = np.random.default_rng(seed)
+    fb = FeedbackBuilder(rng)
+    default = space.complete(space.default())
+    fb.add_revision(0, default, taste(default))
+    for _ in range(12):
+        fb.generate(0)
+    for r in range(1, n_revisions):
+        params = space.from_unit(rng.random(len(space.tunable)), default)
+        fb.add_revision(r, params, taste(params))
+        for _ in range(2):
+            fb.generate(r)
+    return fb
+
+
+def _settings(**kw) -> Settings:
+    return Settings(min_model_revisions=6, **kw)
+
+
+def test_plan_traffic_sums_to_one_over_the_control_and_every_arm(space):
+    fb = _feedback(space)
+    plan = ImproverPolicy(space, _settings()).step(fb.observations(), ExperimentState(active=0))
+    assert sum(plan.traffic.values()) == pytest.approx(1.0)
+    assert plan.active == 0 and 0 in plan.traffic
+    assert {a.key for a in plan.open} <= set(plan.traffic)
+    assert all(share > 0 for share in plan.traffic.values())
+
+
+def test_new_arms_change_parameters_by_at_least_a_step_and_never_untunable_ones(space):
+    fb = _feedback(space)
+    policy = ImproverPolicy(space, _settings(explorers=6))
+    plan = policy.step(fb.observations(), ExperimentState(active=0))
+    active = fb.revisions[0]
+    assert plan.open
+    for arm in plan.open:
+        assert arm.changes, "a proposal must change something"
+        assert space.restrict_to_meaningful(arm.params, active) == dict(arm.params)
+        assert arm.params["seed"] == active["seed"]
+        for name, (old, new) in arm.changes.items():
+            assert space.by_name[name].meaningful(old, new)
+
+
+def test_a_failed_change_is_not_proposed_again(space):
+    fb = _feedback(space)
+    active = fb.revisions[0]
+    # The obvious improvement (sharpness up, speed down) was tested and failed.
+    failed_params = {**active, "sharpness": 0.7, "speed": 0.5}
+    fb.add_revision(100, failed_params, taste(active))
+    history = [
+        Arm(revision=100, role="challenger", control=0, opened=0.0, alpha=0.05,
+            outcome="futile", effect=Interval(0.0, -0.3, 0.05, 0.95))
+    ]  # fmt: skip
+    state = ExperimentState(active=0, history=history)
+    memory = tried_changes(space, history, fb.revisions)
+    policy = ImproverPolicy(space, _settings(explorers=8, repeat_override_probability=1.01))
+    for _ in range(3):
+        plan = policy.step(fb.observations(), state)
+        units = np.array([space.to_unit(a.params) for a in plan.open])
+        assert not repeats_failure(space, units, space.to_unit(active), memory).any()
+        for _ in range(4):
+            fb.generate(0)
+
+
+def test_memory_flags_the_same_change_in_a_bigger_dose_but_not_the_opposite_one(space):
+    active = space.complete(space.default())
+    failed = {**active, "crf": 26}
+    revisions = {0: active, 1: failed}
+    history = [Arm(revision=1, role="challenger", control=0, opened=0.0, outcome="futile")]
+    memory = tried_changes(space, history, revisions)
+    candidates = [{**active, "crf": 20}, {**active, "crf": 34}, {**active, "crf": 26},
+                  {**active, "crf": 26, "speed": 1.0}]  # fmt: skip
+    units = np.array([space.to_unit(c) for c in candidates])
+    flagged = repeats_failure(space, units, space.to_unit(active), memory)
+    assert flagged.tolist() == [True, False, True, False]
+    # A promoted change is not a failure.
+    ok = [Arm(revision=1, role="challenger", control=0, opened=0.0, outcome="promoted")]
+    assert not repeats_failure(space, units, space.to_unit(active),
+                               tried_changes(space, ok, revisions)).any()  # fmt: skip
+
+
+def test_a_clear_winner_is_promoted_and_the_other_challenger_superseded(space):
+    fb = _feedback(space)
+    best = space.complete({**fb.revisions[0], "sharpness": 0.7, "speed": 0.5, "crf": 18})
+    good = space.complete({**fb.revisions[0], "sharpness": 0.6, "style": "b"})
+    fb.add_revision(200, best, taste(best) + 0.6)
+    fb.add_revision(201, good, taste(fb.revisions[0]) + 0.5)
+    opened = fb.clock
+    arms = [Arm(revision=r, role="challenger", control=0, opened=opened, alpha=0.025,
+                mixture=1.0) for r in (200, 201)]  # fmt: skip
+    for _ in range(25):
+        for r in (0, 200, 201):
+            fb.generate(r)
+    plan = ImproverPolicy(space, _settings(max_challengers=2)).step(
+        fb.observations(), ExperimentState(active=0, arms=arms)
+    )
+    outcome = {d.revision: (d.action, d.outcome) for d in plan.decisions}
+    # At most one promotion per step; the other challenger's control is retired with it.
+    assert outcome[200] == ("promote", "promoted")
+    assert outcome[201] == ("drop", "superseded")
+    assert [d.action for d in plan.decisions].count("promote") == 1
+    assert plan.active == 200
+    assert all(a.control == 200 for a in plan.open)
+    assert 200 in plan.traffic and 0 not in plan.traffic
+
+
+def test_an_explorer_is_dropped_once_it_has_its_reviews_and_is_not_promising(space):
+    fb = _feedback(space)
+    bad = {**fb.revisions[0], "sharpness": 0.0, "speed": 3.0}
+    fb.add_revision(300, bad, taste(bad))
+    arm = Arm(revision=300, role="explorer", control=0, opened=fb.clock)
+    fb.generate(300, reviewers=[1, 2, 3])
+    plan = ImproverPolicy(space, _settings(explorer_reviews=2)).step(
+        fb.observations(), ExperimentState(active=0, arms=[arm])
+    )
+    (decision,) = [d for d in plan.decisions if d.revision == 300]
+    assert decision.action == "drop" and decision.outcome == "explored"
+    assert 300 not in plan.traffic
+
+
+def test_rationale_names_its_evidence_and_the_model_interval(space):
+    fb = _feedback(space, n_revisions=30)
+    plan = ImproverPolicy(space, _settings(explorers=4)).step(
+        fb.observations(), ExperimentState(active=0)
+    )
+    arm = plan.open[0]
+    assert arm.predicted.low < arm.predicted.estimate < arm.predicted.high
+    assert "predicts overall_satisfaction" in arm.rationale
+    assert "visual_quality" in arm.evidence["dimensions"]
+    for name in arm.changes:
+        assert name in arm.rationale
+
+
+def test_no_model_and_no_challenger_with_too_few_revisions(space):
+    fb = FeedbackBuilder(np.random.default_rng(1))
+    default = space.complete(space.default())
+    fb.add_revision(0, default, 3.0)
+    for _ in range(5):
+        fb.generate(0)
+    plan = ImproverPolicy(space, _settings()).step(fb.observations(), ExperimentState(active=0))
+    assert all(a.role == "explorer" for a in plan.open)
+    assert plan.open and plan.active == 0

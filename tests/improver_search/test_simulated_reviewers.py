@@ -1,0 +1,76 @@
+"""The benchmark's simulated reviewers: seeded, any JSON-Schema space, integer 1-5 ratings."""
+
+import numpy as np
+import pytest
+
+from benchmarks.simulated_reviewers import FAMILIES, make_simulator
+
+SCHEMA = {
+    "properties": {
+        "steps": {"type": "integer", "minimum": 2, "maximum": 100, "default": 20, "x-scale": "log",
+                  "x-cost": True},
+        "guidance": {"type": "number", "minimum": 1, "maximum": 15, "default": 7},
+        "sampler": {"type": "string", "enum": ["a", "b", "c", "d"], "default": "a"},
+        "tiled": {"type": "boolean", "default": False},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 9, "default": 1, "x-tunable": False},
+        "prompt_suffix": {"type": "string", "default": ""},
+    }
+}  # fmt: skip
+DIMS = ("look", "motion", "overall_satisfaction")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_builds_a_seeded_taste_with_a_gap_over_any_space(family):
+    a = make_simulator(SCHEMA, family=family, seed=3, dimensions=DIMS)
+    b = make_simulator(SCHEMA, family=family, seed=3, dimensions=DIMS)
+    t = a.taste
+    assert t.best_quality - t.default_quality > 0.5
+    assert t.best_quality == b.taste.best_quality
+    assert t.quality(t.best_params()) == pytest.approx(t.best_quality)
+    assert t.quality(t.space.default()) == pytest.approx(t.default_quality)
+
+
+def test_ratings_are_integers_from_1_to_5_for_every_dimension():
+    sim = make_simulator(SCHEMA, family="bumps", seed=1, dimensions=DIMS)
+    params = sim.taste.space.default()
+    for reviewer in range(sim.panel.size):
+        _, _, luck = sim.generate(params)
+        review = sim.review(params, luck, reviewer)
+        assert review.ratings.shape == (len(DIMS),)
+        assert review.ratings.dtype.kind == "i"
+        assert review.ratings.min() >= 1 and review.ratings.max() <= 5
+
+
+def test_a_bad_configuration_draws_issue_reports_including_other_with_a_note():
+    sim = make_simulator(SCHEMA, family="bumps", seed=2)
+    space = sim.taste.space
+    rng = np.random.default_rng(0)
+    worst = min((space.from_unit(rng.random(len(space.tunable)), space.default())
+                 for _ in range(300)), key=sim.taste.quality)  # fmt: skip
+    issues = []
+    for _ in range(200):
+        _, _, luck = sim.generate(worst)
+        issues += sim.review(worst, luck, int(rng.integers(sim.panel.size))).issues
+    assert issues
+    categories = {c for c, _ in issues}
+    assert categories - {"other"}
+    notes = [n for c, n in issues if c == "other" and n]
+    assert all(isinstance(n, str) for n in notes)
+
+
+def test_the_panel_has_lenient_harsh_and_random_reviewers():
+    sim = make_simulator(SCHEMA, family="bandpass", seed=4)
+    assert sim.panel.leniency.min() < 0 < sim.panel.leniency.max()
+    assert sim.panel.random_rater.any() and not sim.panel.random_rater.all()
+
+
+def test_expected_rating_matches_simulated_ratings():
+    sim = make_simulator(SCHEMA, family="bumps", seed=5)
+    params = sim.taste.space.default()
+    overall = sim.taste.overall_index
+    values = []
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        _, _, luck = sim.generate(params)
+        values.append(sim.review(params, luck, int(rng.integers(sim.panel.size))).ratings[overall])
+    assert np.mean(values) == pytest.approx(sim.expected_rating(params, overall), abs=0.06)
