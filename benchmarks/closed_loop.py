@@ -31,7 +31,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -74,9 +73,7 @@ def _django(workdir: Path, database_url: str | None) -> None:
 def _config(workdir: Path, opts: dict[str, Any], declaration: Path) -> Path:
     real = opts["render"] == "real"
     renderer = (
-        "pipelines.builtin.renderer:render_video"
-        if real
-        else "benchmarks.stand_in_renderer:render"
+        "pipelines.builtin.renderer:render_video" if real else "benchmarks.stand_in_renderer:render"
     )
     params = "{width: 320, height: 180, fps: 12, preset: ultrafast}" if real else "{}"
     path = workdir / "config.yaml"
@@ -215,7 +212,7 @@ def run_seed(opts: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"seed {opts['seed']} failed:\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["loop"] = {int(k): v for k, v in result["loop"].items()}
-    from benchmarks.loop_search import make_simulator, run_trials, load_schema
+    from benchmarks.loop_search import load_schema, make_simulator, run_trials
 
     schema = load_schema(opts["space"])
     for kind in opts["baselines"]:
@@ -251,24 +248,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     runs = [
         {
-            "space": space, "family": family, "seed": seed, "mode": args.mode,
-            "render": args.render, "budget": args.budget, "step_every": args.step_every,
-            "trial_reviews": args.trial_reviews, "baselines": args.baselines,
+            "space": space,
+            "family": family,
+            "seed": seed,
+            "mode": args.mode,
+            "render": args.render,
+            "budget": args.budget,
+            "step_every": args.step_every,
+            "trial_reviews": args.trial_reviews,
+            "baselines": args.baselines,
             "database_url": args.database_url,
         }
         for space in args.spaces
         for family in args.families
         for seed in range(args.first_seed, args.first_seed + args.seeds)
-    ]  # fmt: skip
+    ]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(run_seed, runs))
-    print(f"# closed loop through the product ({args.mode} mode, {args.render} renderer, "
-          f"{args.budget:,} ratings, a step every {args.step_every})")  # fmt: skip
+    print(
+        f"# closed loop through the product ({args.mode} mode, {args.render} renderer, "
+        f"{args.budget:,} ratings, a step every {args.step_every})"
+    )
     print(report(results))
     seconds = [r["seconds"] for r in results]
-    print(f"\nwall time per seed: median {sorted(seconds)[len(seconds) // 2]:.0f} s; "
-          f"total {time.perf_counter() - started:.0f} s")  # fmt: skip
+    print(
+        f"\nwall time per seed: median {sorted(seconds)[len(seconds) // 2]:.0f} s; "
+        f"total {time.perf_counter() - started:.0f} s"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
     return 0

@@ -50,9 +50,9 @@ def load(n_generations: int, seed: int) -> None:
     from django.core.management import call_command
     from django.db import connection, transaction
     from django.utils import timezone
+    from generation.params import DEFAULT_PARAMS, validate_params
 
     from generation.models import ConfigRevision, Generation, MetricValue
-    from generation.params import DEFAULT_PARAMS, validate_params
     from reviews.models import Comparison, IssueReport, Rating, RatingDimension, Review
 
     call_command("migrate", verbosity=0)

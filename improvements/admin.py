@@ -33,8 +33,14 @@ S = ConfigRevision.Status
 @admin.register(AnalysisRun)
 class AnalysisRunAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "pipeline", "created_at", "trigger", "ratings_seen", "new_ratings", "skipped_reason",
-    )  # fmt: skip
+        "id",
+        "pipeline",
+        "created_at",
+        "trigger",
+        "ratings_seen",
+        "new_ratings",
+        "skipped_reason",
+    )
     list_filter = ("pipeline", "trigger")
     readonly_fields = (
         "pipeline",
@@ -99,9 +105,15 @@ class ConfigRevisionAdmin(BaseConfigRevisionAdmin):
 
     change_form_template = "admin/pipelines/configrevision/change_form.html"
     list_display = (
-        "number", "status", "source", "created_by", "created_at", "short_rationale",
-        "param_diff", "experiment_result",
-    )  # fmt: skip
+        "number",
+        "status",
+        "source",
+        "created_by",
+        "created_at",
+        "short_rationale",
+        "param_diff",
+        "experiment_result",
+    )
     list_select_related = ("parent", "created_by")
     actions = ["approve_start_canary", "approve_and_activate", "reject", "rollback_to"]
     readonly_fields = (

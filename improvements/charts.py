@@ -122,8 +122,15 @@ def empty_chart(title: str, message: str = "no data yet") -> Chart:
     return Chart(title=title, svg=svg, empty=True)
 
 
-def _y_axis(lo: float, hi: float, top: float, bottom: float, left: float, right: float,
-            ticks: Sequence[float]) -> list[str]:  # fmt: skip
+def _y_axis(
+    lo: float,
+    hi: float,
+    top: float,
+    bottom: float,
+    left: float,
+    right: float,
+    ticks: Sequence[float],
+) -> list[str]:
     parts = []
     for tick in ticks:
         y = _scale(tick, lo, hi, bottom, top)
@@ -197,8 +204,12 @@ def rating_over_time(
         f"{len(points)} revisions over {len(set(times))} analyses; y axis: corrected mean "
         "rating (1–5) with 95% intervals"
     )
-    return Chart(title, _svg(title, description, bottom + 44, parts),
-                 ["revision", "analysis", "mean", "95% low", "95% high"], rows)  # fmt: skip
+    return Chart(
+        title,
+        _svg(title, description, bottom + 44, parts),
+        ["revision", "analysis", "mean", "95% low", "95% high"],
+        rows,
+    )
 
 
 def bar_chart(
@@ -376,9 +387,13 @@ def heatmap(
         )
     if constant:
         notes.append("Grey “const” cells: the metric or the rating has one value only.")
-    return Chart(title, _svg(title, description, bottom + 10, parts),
-                 ["metric", "dimension", "rho", "p", "n", "why empty"], table,
-                 note=" ".join(notes))  # fmt: skip
+    return Chart(
+        title,
+        _svg(title, description, bottom + 10, parts),
+        ["metric", "dimension", "rho", "p", "n", "why empty"],
+        table,
+        note=" ".join(notes),
+    )
 
 
 def experiment_chart(
@@ -424,10 +439,19 @@ def experiment_chart(
         parts.append(_line(x_of(look[0]), y_of(look[2]), x_of(look[0]), y_of(look[3]), PALETTE[0]))
     parts.append(_line(left, y_of(0.0), right, y_of(0.0), "#444"))
     if min_effect:
-        parts.append(_line(left, y_of(min_effect), right, y_of(min_effect), PALETTE[2],
-                           'stroke-dasharray="5 4"'))  # fmt: skip
-        parts.append(_text(right - 4, y_of(min_effect) - 4, f"minimum effect {min_effect:+.2f}",
-                           "end"))  # fmt: skip
+        parts.append(
+            _line(
+                left,
+                y_of(min_effect),
+                right,
+                y_of(min_effect),
+                PALETTE[2],
+                'stroke-dasharray="5 4"',
+            )
+        )
+        parts.append(
+            _text(right - 4, y_of(min_effect) - 4, f"minimum effect {min_effect:+.2f}", "end")
+        )
     points = [(x_of(look[0]), y_of(look[1])) for look in looks]
     if len(points) > 1:
         parts.append(
@@ -446,10 +470,22 @@ def experiment_chart(
         f"difference in corrected overall rating after {len(looks)} looks; shaded: the "
         "always-valid 95% band; promote when it is above 0, roll back when below"
     )
-    table = [[str(look[0]), _fmt(look[1], signed=True), _fmt(look[2], signed=True),
-              _fmt(look[3], signed=True), look[4]] for look in looks]  # fmt: skip
-    return Chart(title, _svg(title, description, bottom + 44, parts),
-                 ["ratings", "estimate", "lower", "upper", "decision"], table)  # fmt: skip
+    table = [
+        [
+            str(look[0]),
+            _fmt(look[1], signed=True),
+            _fmt(look[2], signed=True),
+            _fmt(look[3], signed=True),
+            look[4],
+        ]
+        for look in looks
+    ]
+    return Chart(
+        title,
+        _svg(title, description, bottom + 44, parts),
+        ["ratings", "estimate", "lower", "upper", "decision"],
+        table,
+    )
 
 
 def line_chart(
@@ -506,7 +542,7 @@ def line_chart(
                 _fmt(x_value, 1),
                 anchor,
                 'class="tick"',
-            )  # fmt: skip
+            )
         )
     parts.append(_axis_label((left + right) / 2, bottom + 34, x_label))
     table = [[_fmt(x, 2), _fmt(y, 3)] for x, y in points]

@@ -271,9 +271,14 @@ def experiment_apply(
                 and (last.n_candidate, last.n_control) == (outcome.n_candidate, outcome.n_control)
             ):
                 continue
-            arm.result = {**arm.result, "estimate": outcome.estimate, "lower": outcome.lower,
-                          "upper": outcome.upper, "n_candidate": outcome.n_candidate,
-                          "n_control": outcome.n_control}  # fmt: skip
+            arm.result = {
+                **arm.result,
+                "estimate": outcome.estimate,
+                "lower": outcome.lower,
+                "upper": outcome.upper,
+                "n_candidate": outcome.n_candidate,
+                "n_control": outcome.n_control,
+            }
             arm.save(update_fields=["result"])
         elif outcome.kind == ExperimentDecision.Kind.PROMOTE and promoted is None:
             promoted = (arm, outcome)

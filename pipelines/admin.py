@@ -306,8 +306,13 @@ class SchemaVersionAdmin(admin.ModelAdmin):
     list_filter = ("pipeline",)
     list_select_related = ("pipeline",)
     readonly_fields = (
-        "pipeline", "number", "parameters_pretty", "digest", "created_by", "created_at",
-    )  # fmt: skip
+        "pipeline",
+        "number",
+        "parameters_pretty",
+        "digest",
+        "created_by",
+        "created_at",
+    )
     fields = readonly_fields
 
     @admin.display(description="parameters")

@@ -81,7 +81,7 @@ def declaration_check(declaration: Any) -> dict[str, Any]:
     for error in sorted(_META_VALIDATOR.iter_errors(declaration), key=lambda e: e.path):
         add(_path(error), _meta_message(error))
     properties = declaration.get("properties")
-    for name, spec in (properties.items() if isinstance(properties, dict) else ()):
+    for name, spec in properties.items() if isinstance(properties, dict) else ():
         if not isinstance(spec, dict) or "default" not in spec:
             continue  # reported above
         for error in Draft202012Validator(spec).iter_errors(spec["default"]):

@@ -291,8 +291,10 @@ def feedback_history(
         reviews = reviews.filter(created_at__gte=since)
     if until is not None:
         reviews = reviews.filter(created_at__lt=until)
-    reviews = reviews.distinct().order_by("-created_at", "id")[:limit].prefetch_related(
-        "ratings__dimension", "issues"
+    reviews = (
+        reviews.distinct()
+        .order_by("-created_at", "id")[:limit]
+        .prefetch_related("ratings__dimension", "issues")
     )
     return [
         {

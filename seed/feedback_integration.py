@@ -50,9 +50,12 @@ class FeedbackIntegration:
         reviewer: Any = None,
     ) -> str:
         return self.collector.record_comparison(
-            left_id=left_id, right_id=right_id, winner=winner, dimensions=dimensions,
+            left_id=left_id,
+            right_id=right_id,
+            winner=winner,
+            dimensions=dimensions,
             reviewer=reviewer,
-        )  # fmt: skip
+        )
 
     def record_automated_metrics(
         self, generation_id: str, metrics: Mapping[str, float], *, version: int = 1

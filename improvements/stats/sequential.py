@@ -179,11 +179,23 @@ def guardrails(
     """
     breaches: list[GuardrailBreach] = []
     rate_checks = (
-        ("failure_rate", candidate.n_failed, candidate.n_generations, control.n_failed,
-         control.n_generations, max_failure_rate_increase),
-        ("issue_report_rate", candidate.n_with_issue_report, candidate.n_reviewed,
-         control.n_with_issue_report, control.n_reviewed, max_issue_rate_increase),
-    )  # fmt: skip
+        (
+            "failure_rate",
+            candidate.n_failed,
+            candidate.n_generations,
+            control.n_failed,
+            control.n_generations,
+            max_failure_rate_increase,
+        ),
+        (
+            "issue_report_rate",
+            candidate.n_with_issue_report,
+            candidate.n_reviewed,
+            control.n_with_issue_report,
+            control.n_reviewed,
+            max_issue_rate_increase,
+        ),
+    )
     for name, c_events, c_total, k_events, k_total, limit in rate_checks:
         if min(c_total, k_total) < min_count:
             continue

@@ -61,10 +61,22 @@ def snapshot(at, shift: float = 0.0) -> dict:
         "comparisons": 30,
         "corrected": {
             "overall_satisfaction": [
-                {"revision": 1, "mean": 3.1 + shift, "ci_low": 2.8 + shift, "ci_high": 3.4 + shift,
-                 "n": 40, "n_reviewers": 5},
-                {"revision": 2, "mean": 3.7 + shift, "ci_low": 3.4 + shift, "ci_high": 4.0 + shift,
-                 "n": 40, "n_reviewers": 5},
+                {
+                    "revision": 1,
+                    "mean": 3.1 + shift,
+                    "ci_low": 2.8 + shift,
+                    "ci_high": 3.4 + shift,
+                    "n": 40,
+                    "n_reviewers": 5,
+                },
+                {
+                    "revision": 2,
+                    "mean": 3.7 + shift,
+                    "ci_low": 3.4 + shift,
+                    "ci_high": 4.0 + shift,
+                    "n": 40,
+                    "n_reviewers": 5,
+                },
             ],
         },
         "agreement": {"overall_satisfaction": 0.62, "text_legibility": None},
@@ -77,12 +89,22 @@ def snapshot(at, shift: float = 0.0) -> dict:
             {"revision": 2, "category": "text_error", "count": 2, "reviews": 40, "rate": 0.05},
         ],
         "correlations": [
-            {"metric": "sharpness", "dimension": "overall_satisfaction", "rho": 0.71,
-             "p_value": 0.001, "n": 80},
-            {"metric": "temporal_ssim", "dimension": "temporal_coherence", "rho": None,
-             "p_value": None, "n": 4},
+            {
+                "metric": "sharpness",
+                "dimension": "overall_satisfaction",
+                "rho": 0.71,
+                "p_value": 0.001,
+                "n": 80,
+            },
+            {
+                "metric": "temporal_ssim",
+                "dimension": "temporal_coherence",
+                "rho": None,
+                "p_value": None,
+                "n": 4,
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def _clipped_chart_text(page) -> list[str]:
@@ -349,8 +371,14 @@ def test_approver_journey(size, open_context, checks_for, live_server, active_re
         pipeline=pipeline, params={**active_revision.params, "crf": 20}, parent=active_revision
     )
     arm = revision_approve_as_arm(revision=proposal)
-    arm.result = {**arm.result, "estimate": 0.3, "lower": -0.2, "upper": 0.8,
-                  "n_candidate": 20, "n_control": 80}  # fmt: skip
+    arm.result = {
+        **arm.result,
+        "estimate": 0.3,
+        "lower": -0.2,
+        "upper": 0.8,
+        "n_candidate": 20,
+        "n_control": 80,
+    }
     arm.save(update_fields=["result"])
     candidate = video_generation("A briefing on grid batteries", seconds=2.0)
     waiting = revision_create(
@@ -360,17 +388,26 @@ def test_approver_journey(size, open_context, checks_for, live_server, active_re
         source="improver",
         rationale="visual quality is the weakest dimension (2.9 [2.7, 3.1]); blur is reported in "
         "31% of reviews; sharpening helped in past experiments",
-        evidence={"dimensions": {"visual_quality": {"mean": 2.9, "low": 2.7, "high": 3.1}},
-                  "arm": {"role": "challenger", "alpha": 0.02, "mixture": 0.1,
-                          "predicted": {"estimate": 0.3, "low": 0.1, "high": 0.5, "level": 0.9}}},
+        evidence={
+            "dimensions": {"visual_quality": {"mean": 2.9, "low": 2.7, "high": 3.1}},
+            "arm": {
+                "role": "challenger",
+                "alpha": 0.02,
+                "mixture": 0.1,
+                "predicted": {"estimate": 0.3, "low": 0.1, "high": 0.5, "level": 0.9},
+            },
+        },
         predicted_impact={"estimate": 0.3, "low": 0.1, "high": 0.5, "level": 0.9},
-    )  # fmt: skip
+    )
     for who in (active_revision, waiting):
         for index in range(2):  # the sample videos, as if rendered on demand already
             video_generation(
-                f"sample prompt {index}", seconds=2.0, revision=who, params=who.params,
+                f"sample prompt {index}",
+                seconds=2.0,
+                revision=who,
+                params=who.params,
                 idempotency_key=f"sample:{who.pk}:{index}",
-            )  # fmt: skip
+            )
     base = live_server.url
     context, page, errors = open_context(size)
     log_in(page, base, "vera")

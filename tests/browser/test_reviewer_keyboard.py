@@ -36,9 +36,20 @@ PASSWORD = "pass-12345"
 TIMEOUT_MS = 10_000
 # Chromium's accessibility roles of things a person operates.
 INTERACTIVE_ROLES = {
-    "button", "checkbox", "combobox", "link", "listbox", "menuitem", "radio", "searchbox",
-    "slider", "spinbutton", "switch", "tab", "textbox",
-}  # fmt: skip
+    "button",
+    "checkbox",
+    "combobox",
+    "link",
+    "listbox",
+    "menuitem",
+    "radio",
+    "searchbox",
+    "slider",
+    "spinbutton",
+    "switch",
+    "tab",
+    "textbox",
+}
 
 
 @pytest.fixture(autouse=True)

@@ -44,9 +44,7 @@ def error_of(response, status: int) -> dict:
     return body["error"]
 
 
-def test_unexpected_exception_in_a_view_is_a_json_500(
-    monkeypatch, debug, caplog, builtin_pipeline
-):
+def test_unexpected_exception_in_a_view_is_a_json_500(monkeypatch, debug, caplog, builtin_pipeline):
     def broken(**kwargs: object) -> dict:
         raise ZeroDivisionError("the summary divided by zero")
 

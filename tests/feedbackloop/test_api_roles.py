@@ -252,9 +252,13 @@ def test_the_command_prints_a_working_key_once(active_revision):
 def test_the_command_gives_a_token_the_pipelines_it_names(db):
     out = io.StringIO()
     call_command(
-        "create_worker_token", "gpu-8", "--pipelines", "diffusers-*, wan", stdout=out,
+        "create_worker_token",
+        "gpu-8",
+        "--pipelines",
+        "diffusers-*, wan",
+        stdout=out,
         stderr=io.StringIO(),
-    )  # fmt: skip
+    )
     token = WorkerToken.objects.get()
     assert token.pipelines == ["diffusers-*", "wan"]
     assert token.may_serve("diffusers-cog") and token.may_serve("wan")
@@ -332,7 +336,8 @@ def test_a_reviewer_with_the_permission_but_not_the_group_may_give_feedback(acti
 
 @pytest.mark.parametrize("action", ["approve", "reject", "rollback"])
 def test_a_worker_token_cannot_approve_reject_or_roll_back(world, action, active_revision):
-    """The approval endpoints are issue 6's (their full table: tests/improvements/test_apis_experiments.py);
+    """The approval endpoints are issue 6's (their full table:
+    tests/improvements/test_apis_experiments.py);
     here only that a worker, a reviewer and a role-less user are refused."""
     url = f"/api/v1/revisions/{active_revision.number}/{action}/"
     for role in ("worker", "reviewer", "no_role"):

@@ -32,7 +32,8 @@ from tests.factories import FinishedGenerationFactory
 
 pytestmark = pytest.mark.django_db
 
-# Raise it for a longer hunt: SCHEMATHESIS_MAX_EXAMPLES=1000 pytest tests/feedbackloop/test_api_schema.py
+# Raise it for a longer hunt:
+#   SCHEMATHESIS_MAX_EXAMPLES=1000 pytest tests/feedbackloop/test_api_schema.py
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "60"))
 
 

@@ -167,7 +167,8 @@ def test_a_malformed_idempotency_key_is_400(active_revision, worker, key):
 @pytest.mark.skipif(
     connection.vendor == "sqlite",
     reason="the in-memory SQLite test database (shared cache) answers 'table is locked' instead "
-    "of waiting; tests/generation/test_remote_worker_e2e.py races a live server on an SQLite file instead",
+    "of waiting; tests/generation/test_remote_worker_e2e.py races a live server on an SQLite "
+    "file instead",
 )
 def test_concurrent_posts_with_one_idempotency_key_make_one_row(active_revision):
     _, key = worker_token_create(name="racer", pipelines=["builtin"])

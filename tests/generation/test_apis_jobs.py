@@ -451,7 +451,8 @@ def test_a_malformed_lease_id_is_400(active_revision, worker):
 @pytest.mark.skipif(
     connection.vendor == "sqlite",
     reason="the in-memory SQLite test database (shared cache) answers 'table is locked' instead "
-    "of waiting; tests/generation/test_remote_worker_e2e.py races a live server on an SQLite file instead",
+    "of waiting; tests/generation/test_remote_worker_e2e.py races a live server on an SQLite "
+    "file instead",
 )
 def test_concurrent_claims_hand_each_job_to_exactly_one_worker(active_revision):
     jobs = {str(queue_job(f"job {i}").id) for i in range(6)}

@@ -75,11 +75,20 @@ def test_the_approve_action_opens_an_experiment_arm(boss, proposal, active_revis
 
 def test_the_changelist_is_the_changelog(boss, proposal, active_revision):
     arm = arm_open(revision=proposal)
-    look(arm, "waiting for ratings", estimate=1.0, lower=-0.5, upper=2.5, n_candidate=3,
-         n_control=3)  # fmt: skip
+    look(
+        arm, "waiting for ratings", estimate=1.0, lower=-0.5, upper=2.5, n_candidate=3, n_control=3
+    )
     page = boss.get(CHANGELIST).content.decode()
-    for column in ("number", "status", "source", "created by", "created at", "rationale",
-                   "changes vs parent", "experiment result"):  # fmt: skip
+    for column in (
+        "number",
+        "status",
+        "source",
+        "created by",
+        "created at",
+        "rationale",
+        "changes vs parent",
+        "experiment result",
+    ):
         assert column in page.lower(), column
     assert "text is soft at crf 23" in page
     assert "<code>crf</code>: 23 → <b>18</b>" in page

@@ -195,9 +195,12 @@ def test_revisions_of_another_pipeline_are_reached_under_its_slug(world):
     other = pipeline_register(
         slug="diffusers",
         name="Diffusers",
-        parameters={"properties": {"steps": {"type": "integer", "minimum": 1,
-                                             "maximum": 100, "default": 20}}},
-    ).pipeline  # fmt: skip
+        parameters={
+            "properties": {
+                "steps": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+            }
+        },
+    ).pipeline
     r1 = other.revisions.get()
     proposal = revision_create(pipeline=other, params={"steps": 30}, parent=r1)
     assert proposal.number == 2  # numbered within its own pipeline
@@ -271,9 +274,11 @@ def test_current_experiment_is_404_before_any(active_revision):
 def test_the_schema_documents_the_new_operations(world):
     schema = world["clients"]["anonymous"].get("/api/schema/?format=json").json()
     operations = {
-        op["operationId"] for path in schema["paths"].values() for op in path.values()
+        op["operationId"]
+        for path in schema["paths"].values()
+        for op in path.values()
         if isinstance(op, dict) and "operationId" in op
-    }  # fmt: skip
+    }
     assert {
         "revision_approve",
         "revision_reject",

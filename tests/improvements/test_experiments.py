@@ -164,7 +164,7 @@ def test_a_promotion_activates_the_arm_retires_the_control_and_finishes_the_expe
                 n_candidate=40,
                 n_control=40,
             )
-        ],  # fmt: skip
+        ],
     )
     assert [d.kind for d in decisions] == ["promote"]
     assert (decisions[0].lower, decisions[0].n_candidate, decisions[0].n_control) == (0.4, 40, 40)

@@ -25,17 +25,42 @@ def snapshot(at, shift: float = 0.0, label: str = "text_legibility") -> dict:
         "ratings": 240,
         "reviews": 80,
         "comparisons": 30,
-        "revisions": [{"number": 1, "status": "retired", "model_variant": "draft"},
-                      {"number": 2, "status": "active", "model_variant": "standard"}],
+        "revisions": [
+            {"number": 1, "status": "retired", "model_variant": "draft"},
+            {"number": 2, "status": "active", "model_variant": "standard"},
+        ],
         "corrected": {
             "overall_satisfaction": [
-                {"revision": 1, "mean": 3.1 + shift, "ci_low": 2.8 + shift, "ci_high": 3.4 + shift,
-                 "raw_mean": 3.0, "n": 40, "n_reviewers": 5},
-                {"revision": 2, "mean": 3.7 + shift, "ci_low": 3.4 + shift, "ci_high": 4.0 + shift,
-                 "raw_mean": 3.8, "n": 40, "n_reviewers": 5},
+                {
+                    "revision": 1,
+                    "mean": 3.1 + shift,
+                    "ci_low": 2.8 + shift,
+                    "ci_high": 3.4 + shift,
+                    "raw_mean": 3.0,
+                    "n": 40,
+                    "n_reviewers": 5,
+                },
+                {
+                    "revision": 2,
+                    "mean": 3.7 + shift,
+                    "ci_low": 3.4 + shift,
+                    "ci_high": 4.0 + shift,
+                    "raw_mean": 3.8,
+                    "n": 40,
+                    "n_reviewers": 5,
+                },
             ],
-            label: [{"revision": 2, "mean": 3.2, "ci_low": 2.9, "ci_high": 3.5, "raw_mean": 3.2,
-                     "n": 40, "n_reviewers": 5}],
+            label: [
+                {
+                    "revision": 2,
+                    "mean": 3.2,
+                    "ci_low": 2.9,
+                    "ci_high": 3.5,
+                    "raw_mean": 3.2,
+                    "n": 40,
+                    "n_reviewers": 5,
+                }
+            ],
         },
         "agreement": {"overall_satisfaction": 0.62, label: None, "motion": -0.1},
         "bradley_terry": [
@@ -47,14 +72,24 @@ def snapshot(at, shift: float = 0.0, label: str = "text_legibility") -> dict:
             {"revision": 2, "category": "text_error", "count": 2, "reviews": 40, "rate": 0.05},
         ],
         "correlations": [
-            {"metric": "sharpness", "dimension": "overall_satisfaction", "rho": 0.71,
-             "p_value": 0.001, "n": 80},
-            {"metric": "flicker <script>", "dimension": label, "rho": -0.3, "p_value": 0.04,
-             "n": 80},
+            {
+                "metric": "sharpness",
+                "dimension": "overall_satisfaction",
+                "rho": 0.71,
+                "p_value": 0.001,
+                "n": 80,
+            },
+            {
+                "metric": "flicker <script>",
+                "dimension": label,
+                "rho": -0.3,
+                "p_value": 0.04,
+                "n": 80,
+            },
             {"metric": "sharpness", "dimension": label, "rho": None, "p_value": None, "n": 4},
         ],
         "generation_seconds": [{"revision": 2, "mean": 3.2, "n": 40, "failure_rate": 0.0}],
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
@@ -164,8 +199,14 @@ def test_each_arm_of_the_current_experiment_is_charted_with_its_interval(staff, 
         parent=active_revision,
     )
     arm = revision_approve_as_arm(revision=proposal)
-    arm.result = {**arm.result, "estimate": 0.44, "lower": 0.03, "upper": 0.85,
-                  "n_candidate": 32, "n_control": 128}  # fmt: skip
+    arm.result = {
+        **arm.result,
+        "estimate": 0.44,
+        "lower": 0.03,
+        "upper": 0.85,
+        "n_candidate": 32,
+        "n_control": 128,
+    }
     arm.save(update_fields=["result"])
     page = staff.get(URL).content.decode()
     chart = next(s for s in svgs(page) if "Experiment #" in s)
@@ -189,6 +230,7 @@ def test_charts_handle_missing_values():
     assert charts.interval_chart([("r1", None, None, None, "")], title="t", description="d").empty
     chart = charts.bar_chart([("a", None, "undefined")], title="t", description="d")
     assert not chart.empty and "undefined" in chart.svg
-    line = charts.line_chart([0, 1, 2], [None, None, None], title="t", description="d",
-                             x_label="x", y_label="y")  # fmt: skip
+    line = charts.line_chart(
+        [0, 1, 2], [None, None, None], title="t", description="d", x_label="x", y_label="y"
+    )
     assert line.empty

@@ -23,13 +23,13 @@ class FeedbackBuilder:
     means: dict[int, float] = field(default_factory=dict)
     clock: float = 0.0
     _r: dict[str, list] = field(
-        default_factory=lambda: {k: [] for k in "rev gen rvw dim val t".split()}
+        default_factory=lambda: {k: [] for k in ["rev", "gen", "rvw", "dim", "val", "t"]}
     )
     _g: dict[str, list] = field(
-        default_factory=lambda: {k: [] for k in "id rev failed sec t".split()}
+        default_factory=lambda: {k: [] for k in ["id", "rev", "failed", "sec", "t"]}
     )
     _i: dict[str, list] = field(
-        default_factory=lambda: {k: [] for k in "rev gen rvw cat note".split()}
+        default_factory=lambda: {k: [] for k in ["rev", "gen", "rvw", "cat", "note"]}
     )
 
     def __post_init__(self) -> None:
@@ -53,9 +53,11 @@ class FeedbackBuilder:
         """One generation with 1-3 reviews (or the given reviewers) of every dimension."""
         self.clock += 1
         gen = len(self._g["id"])
-        for key, value in zip("id rev failed sec t".split(),
-                              (gen, revision, failed, np.nan if failed else seconds, self.clock),
-                              strict=True):  # fmt: skip
+        for key, value in zip(
+            ["id", "rev", "failed", "sec", "t"],
+            (gen, revision, failed, np.nan if failed else seconds, self.clock),
+            strict=True,
+        ):
             self._g[key].append(value)
         if failed:
             return
@@ -77,12 +79,18 @@ class FeedbackBuilder:
                         + self.rng.normal(0, self.noise[j])
                     )
                     value = float(np.clip(np.rint(raw), 1, 5))
-                for key, v in zip("rev gen rvw dim val t".split(),
-                                  (revision, gen, int(j), d, value, self.clock), strict=True):  # fmt: skip
+                for key, v in zip(
+                    ["rev", "gen", "rvw", "dim", "val", "t"],
+                    (revision, gen, int(j), d, value, self.clock),
+                    strict=True,
+                ):
                     self._r[key].append(v)
             if issue is not None:
-                for key, v in zip("rev gen rvw cat note".split(),
-                                  (revision, gen, int(j), issue, ""), strict=True):  # fmt: skip
+                for key, v in zip(
+                    ["rev", "gen", "rvw", "cat", "note"],
+                    (revision, gen, int(j), issue, ""),
+                    strict=True,
+                ):
                     self._i[key].append(v)
 
     def observations(self) -> Observations:
@@ -90,11 +98,23 @@ class FeedbackBuilder:
         return Observations(
             dimensions=DIMENSIONS,
             revisions=dict(self.revisions),
-            ratings=Ratings.of(revision=r["rev"], generation=r["gen"], reviewer=r["rvw"],
-                               dimension=r["dim"], value=r["val"], time=r["t"]),
-            issues=Issues.of(revision=i["rev"], generation=i["gen"], reviewer=i["rvw"],
-                             category=i["cat"], note=i["note"]),
-            generations=Generations.of(id=g["id"], revision=g["rev"], failed=g["failed"],
-                                       seconds=g["sec"], time=g["t"]),
+            ratings=Ratings.of(
+                revision=r["rev"],
+                generation=r["gen"],
+                reviewer=r["rvw"],
+                dimension=r["dim"],
+                value=r["val"],
+                time=r["t"],
+            ),
+            issues=Issues.of(
+                revision=i["rev"],
+                generation=i["gen"],
+                reviewer=i["rvw"],
+                category=i["cat"],
+                note=i["note"],
+            ),
+            generations=Generations.of(
+                id=g["id"], revision=g["rev"], failed=g["failed"], seconds=g["sec"], time=g["t"]
+            ),
             now=self.clock,
-        )  # fmt: skip
+        )

@@ -20,8 +20,14 @@ def _experiment(
     fb.add_revision(1, {}, arm_mean)
     for _ in range(history):
         fb.generate(0)
-    arm = Arm(revision=1, role="challenger", control=0, opened=fb.clock, alpha=0.05,
-              mixture=mixture_for_effect(0.5))  # fmt: skip
+    arm = Arm(
+        revision=1,
+        role="challenger",
+        control=0,
+        opened=fb.clock,
+        alpha=0.05,
+        mixture=mixture_for_effect(0.5),
+    )
     for _ in range(n):
         fb.generate(0, **arm_kwargs.get("control", {}))
         fb.generate(1, **arm_kwargs.get("arm", {}))
@@ -120,6 +126,7 @@ def test_mixture_boundary_needs_more_evidence_at_smaller_alpha():
 def test_compare_brackets_the_true_difference_of_large_samples():
     rng = np.random.default_rng(10)
     a, c = rng.normal(3.4, 0.7, 4000), rng.normal(3.0, 0.7, 4000)
-    cmp = compare(a, c, alpha=0.05, futility_alpha=0.1, rho=mixture_for_effect(0.4),
-                  prior_variance=0.5)  # fmt: skip
+    cmp = compare(
+        a, c, alpha=0.05, futility_alpha=0.1, rho=mixture_for_effect(0.4), prior_variance=0.5
+    )
     assert cmp.lower < 0.4 < cmp.upper and cmp.upper - cmp.lower < 0.2

@@ -30,16 +30,23 @@ def _ever_promotes(seed: int, effect: float) -> bool:
     for _ in range(20):
         fb.generate(0)
     # Mixture tuned as if the model had predicted a gain (any value fixed up front is valid).
-    arm = Arm(revision=1, role="challenger", control=0, opened=fb.clock, alpha=ALPHA,
-              mixture=mixture_for_effect(float(rng.uniform(0.3, 1.2))))  # fmt: skip
+    arm = Arm(
+        revision=1,
+        role="challenger",
+        control=0,
+        opened=fb.clock,
+        alpha=ALPHA,
+        mixture=mixture_for_effect(float(rng.uniform(0.3, 1.2))),
+    )
     rules = DecisionRules(alpha=ALPHA, min_generations=8)
     for _ in range(12):
         for _ in range(5):
             fb.generate(0)
             fb.generate(1)
         obs = fb.observations()
-        d = challenger_decision(obs, arm, OVERALL, rules,
-                                prior_variance=unit_variance(obs, OVERALL))  # fmt: skip
+        d = challenger_decision(
+            obs, arm, OVERALL, rules, prior_variance=unit_variance(obs, OVERALL)
+        )
         if d.action == "promote":
             return True
         if d.action == "drop":

@@ -16,15 +16,27 @@ from tests.improver_search.feedback_builder import FeedbackBuilder
 
 SCHEMA = {
     "properties": {
-        "sharpness": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.2, "x-step": 0.05,
-                      "x-affects": {"visual_quality": "+", "visual_artifact": "+"}},
-        "speed": {"type": "number", "minimum": 0, "maximum": 3, "default": 2.0, "x-step": 0.1,
-                  "x-affects": {"flicker": "+"}},
+        "sharpness": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.2,
+            "x-step": 0.05,
+            "x-affects": {"visual_quality": "+", "visual_artifact": "+"},
+        },
+        "speed": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 3,
+            "default": 2.0,
+            "x-step": 0.1,
+            "x-affects": {"flicker": "+"},
+        },
         "crf": {"type": "integer", "minimum": 0, "maximum": 51, "default": 30, "x-step": 2},
         "style": {"type": "string", "enum": ["a", "b", "c"], "default": "a"},
         "seed": {"type": "integer", "minimum": 0, "maximum": 99, "default": 3, "x-tunable": False},
     }
-}  # fmt: skip
+}
 
 
 def taste(p: dict) -> float:
@@ -92,9 +104,16 @@ def test_a_failed_change_is_not_proposed_again(space):
     failed_params = {**active, "sharpness": 0.7, "speed": 0.5}
     fb.add_revision(100, failed_params, taste(active))
     history = [
-        Arm(revision=100, role="challenger", control=0, opened=0.0, alpha=0.05,
-            outcome="futile", effect=Interval(0.0, -0.3, 0.05, 0.95))
-    ]  # fmt: skip
+        Arm(
+            revision=100,
+            role="challenger",
+            control=0,
+            opened=0.0,
+            alpha=0.05,
+            outcome="futile",
+            effect=Interval(0.0, -0.3, 0.05, 0.95),
+        )
+    ]
     state = ExperimentState(active=0, history=history)
     memory = tried_changes(space, history, fb.revisions)
     policy = ImproverPolicy(space, _settings(explorers=8, repeat_override_probability=1.01))
@@ -112,15 +131,20 @@ def test_memory_flags_the_same_change_in_a_bigger_dose_but_not_the_opposite_one(
     revisions = {0: active, 1: failed}
     history = [Arm(revision=1, role="challenger", control=0, opened=0.0, outcome="futile")]
     memory = tried_changes(space, history, revisions)
-    candidates = [{**active, "crf": 20}, {**active, "crf": 34}, {**active, "crf": 26},
-                  {**active, "crf": 26, "speed": 1.0}]  # fmt: skip
+    candidates = [
+        {**active, "crf": 20},
+        {**active, "crf": 34},
+        {**active, "crf": 26},
+        {**active, "crf": 26, "speed": 1.0},
+    ]
     units = np.array([space.to_unit(c) for c in candidates])
     flagged = repeats_failure(space, units, space.to_unit(active), memory)
     assert flagged.tolist() == [True, False, True, False]
     # A promoted change is not a failure.
     ok = [Arm(revision=1, role="challenger", control=0, opened=0.0, outcome="promoted")]
-    assert not repeats_failure(space, units, space.to_unit(active),
-                               tried_changes(space, ok, revisions)).any()  # fmt: skip
+    assert not repeats_failure(
+        space, units, space.to_unit(active), tried_changes(space, ok, revisions)
+    ).any()
 
 
 def test_a_clear_winner_is_promoted_and_the_other_challenger_superseded(space):
@@ -130,8 +154,10 @@ def test_a_clear_winner_is_promoted_and_the_other_challenger_superseded(space):
     fb.add_revision(200, best, taste(best) + 0.6)
     fb.add_revision(201, good, taste(fb.revisions[0]) + 0.5)
     opened = fb.clock
-    arms = [Arm(revision=r, role="challenger", control=0, opened=opened, alpha=0.025,
-                mixture=1.0) for r in (200, 201)]  # fmt: skip
+    arms = [
+        Arm(revision=r, role="challenger", control=0, opened=opened, alpha=0.025, mixture=1.0)
+        for r in (200, 201)
+    ]
     for _ in range(25):
         for r in (0, 200, 201):
             fb.generate(r)

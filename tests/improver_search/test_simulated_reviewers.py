@@ -7,15 +7,21 @@ from benchmarks.simulated_reviewers import FAMILIES, make_simulator
 
 SCHEMA = {
     "properties": {
-        "steps": {"type": "integer", "minimum": 2, "maximum": 100, "default": 20, "x-scale": "log",
-                  "x-cost": True},
+        "steps": {
+            "type": "integer",
+            "minimum": 2,
+            "maximum": 100,
+            "default": 20,
+            "x-scale": "log",
+            "x-cost": True,
+        },
         "guidance": {"type": "number", "minimum": 1, "maximum": 15, "default": 7},
         "sampler": {"type": "string", "enum": ["a", "b", "c", "d"], "default": "a"},
         "tiled": {"type": "boolean", "default": False},
         "seed": {"type": "integer", "minimum": 0, "maximum": 9, "default": 1, "x-tunable": False},
         "prompt_suffix": {"type": "string", "default": ""},
     }
-}  # fmt: skip
+}
 DIMS = ("look", "motion", "overall_satisfaction")
 
 
@@ -45,8 +51,10 @@ def test_a_bad_configuration_draws_issue_reports_including_other_with_a_note():
     sim = make_simulator(SCHEMA, family="bumps", seed=2)
     space = sim.taste.space
     rng = np.random.default_rng(0)
-    worst = min((space.from_unit(rng.random(len(space.tunable)), space.default())
-                 for _ in range(300)), key=sim.taste.quality)  # fmt: skip
+    worst = min(
+        (space.from_unit(rng.random(len(space.tunable)), space.default()) for _ in range(300)),
+        key=sim.taste.quality,
+    )
     issues = []
     for _ in range(200):
         _, _, luck = sim.generate(worst)

@@ -9,19 +9,35 @@ SCHEMA = {
     "type": "object",
     "properties": {
         "steps": {"type": "integer", "minimum": 2, "maximum": 200, "default": 25, "x-scale": "log"},
-        "guidance": {"type": "number", "minimum": 1.0, "maximum": 20.0, "default": 7.5,
-                     "x-step": 0.5},
+        "guidance": {
+            "type": "number",
+            "minimum": 1.0,
+            "maximum": 20.0,
+            "default": 7.5,
+            "x-step": 0.5,
+        },
         "crf": {"type": "integer", "minimum": 0, "maximum": 51, "default": 23, "x-step": 2},
-        "width": {"type": "integer", "minimum": 160, "maximum": 1920, "default": 640,
-                  "multipleOf": 2},
+        "width": {
+            "type": "integer",
+            "minimum": 160,
+            "maximum": 1920,
+            "default": 640,
+            "multipleOf": 2,
+        },
         "scheduler": {"type": "string", "enum": ["ddim", "euler", "unipc"], "default": "ddim"},
         "height": {"type": "integer", "enum": [480, 256, 720], "default": 480},
         "karras": {"type": "boolean", "default": False},
         "strength": {"type": "number", "minimum": 0.0, "maximum": 1.0, "default": 0.3},
-        "seed": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 7, "x-tunable": False},
+        "seed": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 1000,
+            "default": 7,
+            "x-tunable": False,
+        },
         "negative_prompt": {"type": "string", "default": "blurry"},
     },
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -33,8 +49,15 @@ def test_untunable_and_free_string_parameters_are_not_searched(space):
     assert "seed" not in space.tunable_names
     assert "negative_prompt" not in space.tunable_names
     assert set(space.tunable_names) == {
-        "steps", "guidance", "crf", "width", "scheduler", "height", "karras", "strength"
-    }  # fmt: skip
+        "steps",
+        "guidance",
+        "crf",
+        "width",
+        "scheduler",
+        "height",
+        "karras",
+        "strength",
+    }
 
 
 def test_log_scale_puts_the_geometric_midpoint_at_one_half(space):
@@ -125,10 +148,19 @@ def test_unsearchable_declarations_are_refused_naming_the_parameter(prop, messag
 
 def test_x_affects_and_x_cost_are_read(space):
     s = ParameterSpace.from_schema(
-        {"properties": {"fps": {"type": "integer", "minimum": 8, "maximum": 60, "default": 24,
-                                "x-affects": {"flicker": "-", "generation_seconds": "+"},
-                                "x-cost": True}}}
-    )  # fmt: skip
+        {
+            "properties": {
+                "fps": {
+                    "type": "integer",
+                    "minimum": 8,
+                    "maximum": 60,
+                    "default": 24,
+                    "x-affects": {"flicker": "-", "generation_seconds": "+"},
+                    "x-cost": True,
+                }
+            }
+        }
+    )
     fps = s.by_name["fps"]
     assert fps.affects == {"flicker": -1, "generation_seconds": 1} and fps.cost
     # No x-step: 5% of the range (2.6 frames per second), at least one whole frame.

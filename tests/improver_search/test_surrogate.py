@@ -26,11 +26,16 @@ def test_marginal_likelihood_gradient_matches_finite_differences():
     prior = _prior(3)
     _, grad = gpr.neg_log_posterior(theta, sq, y, noise, per_video, prior)
     eps = 1e-6
-    numeric = np.array([
-        (gpr.neg_log_posterior(theta + e, sq, y, noise, per_video, prior)[0]
-         - gpr.neg_log_posterior(theta - e, sq, y, noise, per_video, prior)[0]) / (2 * eps)
-        for e in np.eye(theta.size) * eps
-    ])  # fmt: skip
+    numeric = np.array(
+        [
+            (
+                gpr.neg_log_posterior(theta + e, sq, y, noise, per_video, prior)[0]
+                - gpr.neg_log_posterior(theta - e, sq, y, noise, per_video, prior)[0]
+            )
+            / (2 * eps)
+            for e in np.eye(theta.size) * eps
+        ]
+    )
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
 
@@ -55,11 +60,13 @@ def test_additive_kernel_recovers_an_additive_function_from_noisy_points():
 
 def test_surrogate_predicts_the_objective_difference_with_an_interval():
     space = ParameterSpace.from_schema(
-        {"properties": {
-            "a": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
-            "b": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
-        }}
-    )  # fmt: skip
+        {
+            "properties": {
+                "a": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
+                "b": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
+            }
+        }
+    )
     rng = np.random.default_rng(2)
     fb = FeedbackBuilder(rng)
     for r in range(25):
@@ -83,5 +90,8 @@ def test_surrogate_predicts_the_objective_difference_with_an_interval():
 
 
 def test_the_decision_core_imports_no_django():
-    code = "import sys, improvements.search; assert not any(m.startswith('django') for m in sys.modules)"
+    code = (
+        "import sys, improvements.search; "
+        "assert not any(m.startswith('django') for m in sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

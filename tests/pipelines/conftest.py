@@ -15,18 +15,27 @@ from generation.services.tokens import worker_token_create
 DIFFUSERS = {
     "properties": {
         "num_inference_steps": {
-            "type": "integer", "minimum": 1, "maximum": 100, "default": 25, "x-step": 1,
-            "x-affects": {"visual_quality": "+", "generation_seconds": "+"}, "x-cost": True,
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100,
+            "default": 25,
+            "x-step": 1,
+            "x-affects": {"visual_quality": "+", "generation_seconds": "+"},
+            "x-cost": True,
         },
         "guidance_scale": {
-            "type": "number", "minimum": 1.0, "maximum": 20.0, "default": 6.0, "x-scale": "log",
+            "type": "number",
+            "minimum": 1.0,
+            "maximum": 20.0,
+            "default": 6.0,
+            "x-scale": "log",
         },
         "num_frames": {"type": "integer", "minimum": 8, "maximum": 49, "default": 16},
         "scheduler": {"type": "string", "enum": ["ddim", "euler", "dpm"], "default": "ddim"},
         "negative_prompt": {"type": "string", "default": "blurry", "x-tunable": False},
         "seed": {"type": "integer", "default": 0, "x-tunable": False},
     }
-}  # fmt: skip
+}
 
 
 def declaration(**changes: dict) -> dict:

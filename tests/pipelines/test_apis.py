@@ -67,8 +67,7 @@ def test_the_same_body_again_is_200_and_changes_nothing(gpu, declared):
 
 
 def test_changed_parameters_make_a_new_schema_version_and_old_revisions_keep_theirs(gpu, declared):
-    wider = declaration(num_frames={"type": "integer", "minimum": 8, "maximum": 81,
-                                    "default": 16})  # fmt: skip
+    wider = declaration(num_frames={"type": "integer", "minimum": 8, "maximum": 81, "default": 16})
     response = gpu.put(URL, body(wider), format="json")
     assert response.status_code == 200
     data = response.json()

@@ -59,9 +59,12 @@ def test_a_comparison_pair_may_set_two_pipelines_against_each_other(videos, memb
     assert {g.prompt for g in pair} == {PROMPT}
     assert comparison_pair_next(reviewer=member, pipeline="builtin") is None  # one revision only
     comparison = comparison_record(
-        reviewer=member, left=pair[0], right=pair[1], winner="left",
+        reviewer=member,
+        left=pair[0],
+        right=pair[1],
+        winner="left",
         dimension_winners={"visual_quality": "right"},
-    )  # fmt: skip
+    )
     assert comparison.left.revision.pipeline_id != comparison.right.revision.pipeline_id
     assert comparison_pair_next(reviewer=member) is None  # compared once, not offered again
 
@@ -135,9 +138,12 @@ def test_a_comparison_across_pipelines_asks_only_the_global_dimensions(videos, m
     assert motion not in dimensions_compared(left=left, right=right)
     with pytest.raises(InvalidInput) as exc:
         comparison_record(
-            reviewer=member, left=left, right=right, winner="tie",
+            reviewer=member,
+            left=left,
+            right=right,
+            winner="tie",
             dimension_winners={"motion_realism": "left"},
-        )  # fmt: skip
+        )
     assert exc.value.code == "unknown_dimension"
     assert not Comparison.objects.exists() and not ComparisonDimensionWinner.objects.exists()
 
@@ -148,9 +154,12 @@ def test_a_comparison_within_the_pipeline_may_use_its_own_dimension(
     other = FinishedGenerationFactory(prompt=PROMPT, revision=revision_active(pipeline=diffusers))
     assert motion in dimensions_compared(left=videos["diffusers"], right=other)
     comparison = comparison_record(
-        reviewer=member, left=videos["diffusers"], right=other, winner="right",
+        reviewer=member,
+        left=videos["diffusers"],
+        right=other,
+        winner="right",
         dimension_winners={"motion_realism": "right"},
-    )  # fmt: skip
+    )
     assert comparison.dimension_winners.get().dimension == motion
 
 

@@ -24,9 +24,7 @@ BAD = {
         "not valid JSON Schema",
     ),
     "a bound that is not a number": (
-        declaration(
-            num_frames={"type": "integer", "minimum": "few", "maximum": 49, "default": 16}
-        ),  # fmt: skip
+        declaration(num_frames={"type": "integer", "minimum": "few", "maximum": 49, "default": 16}),
         "parameters.properties.num_frames.minimum",
         "not valid JSON Schema",
     ),
@@ -69,7 +67,7 @@ BAD = {
                 "default": 6.0,
                 "x-scale": "log",
             }
-        ),  # fmt: skip
+        ),
         "parameters.properties.guidance_scale",
         "x-scale: log needs a positive lower bound",
     ),
@@ -82,7 +80,7 @@ BAD = {
                 "x-scale": "log",
                 "x-tunable": False,
             }
-        ),  # fmt: skip
+        ),
         "parameters.properties.guidance_scale",
         "x-scale: log needs a positive lower bound",
     ),
@@ -100,7 +98,7 @@ BAD = {
                 "default": 16,
                 "x-affects": {"temporal_coherence": "more"},
             }
-        ),  # fmt: skip
+        ),
         "parameters.properties.num_frames.x-affects.temporal_coherence",
         "is not one of",
     ),
@@ -183,7 +181,7 @@ def test_a_log_scale_with_a_positive_exclusive_lower_bound_is_accepted():
                 "default": 6.0,
                 "x-scale": "log",
             }
-        )  # fmt: skip
+        )
     )
     assert accepted["properties"]["guidance_scale"]["x-scale"] == "log"
 

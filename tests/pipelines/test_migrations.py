@@ -43,13 +43,21 @@ def old_world(apps) -> dict:
         number=1, params=base, model_variant="standard", status="retired", created_by=admin
     )
     r2 = Revision.objects.create(
-        number=2, parent=r1, params={**base, "crf": 20, "model_variant": "hq"},
-        model_variant="hq", status="active", rationale="sharper",
-    )  # fmt: skip
+        number=2,
+        parent=r1,
+        params={**base, "crf": 20, "model_variant": "hq"},
+        model_variant="hq",
+        status="active",
+        rationale="sharper",
+    )
     r3 = Revision.objects.create(
-        number=3, parent=r2, params={**base, "model_variant": "draft"}, model_variant="draft",
-        status="canary", rollout_share=0.2,
-    )  # fmt: skip
+        number=3,
+        parent=r2,
+        params={**base, "model_variant": "draft"},
+        model_variant="draft",
+        status="canary",
+        rollout_share=0.2,
+    )
     generations = {
         f"{revision.number}-{i}": Generation.objects.create(
             prompt=f"old clip {revision.number}.{i}",
@@ -63,14 +71,26 @@ def old_world(apps) -> dict:
         for i in range(2)
     }
     done = Experiment.objects.create(
-        candidate=r2, control=r1, share=0.3, status="promoted", alpha=0.05, min_effect=0.25,
-        min_ratings_per_arm=20, result={"decision": "promote", "lower": 0.4}, started_by=admin,
-    )  # fmt: skip
+        candidate=r2,
+        control=r1,
+        share=0.3,
+        status="promoted",
+        alpha=0.05,
+        min_effect=0.25,
+        min_ratings_per_arm=20,
+        result={"decision": "promote", "lower": 0.4},
+        started_by=admin,
+    )
     Decision.objects.create(experiment=done, kind="promote", reason="better", lower=0.4)
     running = Experiment.objects.create(
-        candidate=r3, control=r2, share=0.2, status="running", alpha=0.05, min_effect=0.25,
+        candidate=r3,
+        control=r2,
+        share=0.2,
+        status="running",
+        alpha=0.05,
+        min_effect=0.25,
         min_ratings_per_arm=20,
-    )  # fmt: skip
+    )
     return {
         "revisions": {r.pk: (r.number, r.params, r.model_variant, r.status) for r in (r1, r2, r3)},
         "generations": generations,

@@ -87,9 +87,12 @@ def test_a_generator_for_a_remote_pipeline_refuses_to_render_in_process(config_f
     pipeline_register(
         slug="diffusers",
         name="Diffusers",
-        parameters={"properties": {"steps": {"type": "integer", "minimum": 1,
-                                             "maximum": 100, "default": 20}}},
-    )  # fmt: skip
+        parameters={
+            "properties": {
+                "steps": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+            }
+        },
+    )
     generator = VideoGenerator(config_path=config_file(), pipeline="diffusers")
     assert generator.pipeline.slug == "diffusers"
     assert generator.active_revision["params"] == {"steps": 20}

@@ -86,9 +86,11 @@ class Command(BaseCommand):
             return
         for index, prompt in enumerate(DEMO_PROMPTS, start=1):
             generation, created = generation_request(
-                pipeline=demo, prompt=prompt, idempotency_key=f"demo-{index}",
+                pipeline=demo,
+                prompt=prompt,
+                idempotency_key=f"demo-{index}",
                 requested_by=admin_user,
-            )  # fmt: skip
+            )
             if not created and generation.status == Generation.Status.QUEUED:
                 # Queued on an earlier run whose worker never got to it: ask again. The task
                 # claims the row atomically, so a duplicate message renders nothing twice.

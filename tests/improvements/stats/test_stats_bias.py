@@ -5,8 +5,9 @@ from improvements.stats import bias
 from improvements.stats.bias import corrected_means
 
 
-def _unbalanced_panel(rng, *, n_revisions=6, n_reviewers=40, n_ratings=1500, gen_sd=0.0,
-                      ratings_per_generation=1):  # fmt: skip
+def _unbalanced_panel(
+    rng, *, n_revisions=6, n_reviewers=40, n_ratings=1500, gen_sd=0.0, ratings_per_generation=1
+):
     """Reviewers mostly rate their two 'favourite' revisions, so raw means are biased."""
     mu = rng.normal(3.5, 0.4, n_revisions)
     offset = rng.normal(0.0, 0.5, n_reviewers)
@@ -153,9 +154,13 @@ def test_empty_input_gives_empty_result():
 
 @pytest.mark.parametrize(
     ("revision", "reviewer", "value"),
-    [([0, -1], [0, 1], [1.0, 2.0]), ([0, 1], [0], [1.0, 2.0]), ([0.5], [0], [1.0]),
-     ([0], [0], [np.nan])],
-)  # fmt: skip
+    [
+        ([0, -1], [0, 1], [1.0, 2.0]),
+        ([0, 1], [0], [1.0, 2.0]),
+        ([0.5], [0], [1.0]),
+        ([0], [0], [np.nan]),
+    ],
+)
 def test_invalid_input_is_rejected(revision, reviewer, value):
     with pytest.raises(ValueError):
         corrected_means(revision, reviewer, value)

@@ -1,0 +1,588 @@
+"""The improvement loop against simulated reviewers, next to default / random search / Optuna TPE.
+
+Pure Python, no Django: drives `improvements.search.ImproverPolicy` the way the product does.
+
+- A new generation goes to an arm drawn from the plan's traffic shares (an arm that has used
+  the generations its plan allowed gets no more until the next step); it may fail; a successful
+  one gets 1-3 reviews of every dimension (distinct reviewers from the panel) with issue reports.
+- Every `--step-every` ratings the policy steps on all feedback so far; its plan is applied:
+  promotions change the active configuration (the only way it changes), dropped arms close with
+  their outcome and measured effect (the memory), new arms open as new revisions.
+- Baselines get the same rating budget. Random search and Optuna TPE (`TPESampler`, seeded,
+  default first) run trials of `--trial-reviews` reviews of one configuration each (spread over
+  generations of 1-3 reviews, like the loop's); a trial's value is its mean overall rating; the
+  baseline's "active" is the trial with the best mean so far. Default: never changes.
+
+Reported, per parameter space and taste family, medians over seeds: the share of the gap
+(best - default true quality) closed by the active configuration at 500 / 1,000 / 2,000 / 3,000
+ratings; the ratings the loop needed to close 50% and 80%; false promotions (a promoted arm not
+truly better than its control) per promotion and per control; coverage of the predicted-impact
+intervals by the true effect, for promoted arms and for all challengers; seconds per step.
+
+    nice .venv/bin/python benchmarks/loop_search.py --seeds 10 --families bumps bandpass \
+        --spaces builtin diffusers --jobs 2
+"""
+
+from __future__ import annotations
+
+import os
+
+# Small matrices: one BLAS thread is several times faster than many fighting over 2 cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from dataclasses import dataclass, field, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+
+from benchmarks.simulated_reviewers import Simulator, make_simulator  # noqa: E402
+from improvements.search import (  # noqa: E402
+    Arm,
+    ExperimentState,
+    Generations,
+    ImproverPolicy,
+    Issues,
+    Observations,
+    ParameterSpace,
+    Ratings,
+    Settings,
+)
+
+CHECKPOINTS = (500, 1000, 2000, 3000)
+SPACES = {
+    "builtin": ROOT / "pipelines" / "builtin" / "parameters.json",
+    "diffusers": ROOT / "benchmarks" / "spaces" / "diffusers.json",
+}
+FALLBACK_SPACES = {"builtin": ROOT / "benchmarks" / "spaces" / "builtin.json"}
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    path = SPACES.get(name)
+    if path is None or not path.exists():
+        path = FALLBACK_SPACES.get(name, Path(name))
+    schema = json.loads(Path(path).read_text())
+    return schema.get("parameters", schema)
+
+
+# --- feedback store ---------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """Every rating, issue and generation so far, as growing columns."""
+
+    dimensions: tuple[str, ...]
+    revisions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    r_rev: list[int] = field(default_factory=list)
+    r_gen: list[int] = field(default_factory=list)
+    r_rvw: list[int] = field(default_factory=list)
+    r_dim: list[int] = field(default_factory=list)
+    r_val: list[float] = field(default_factory=list)
+    r_time: list[float] = field(default_factory=list)
+    i_rev: list[int] = field(default_factory=list)
+    i_gen: list[int] = field(default_factory=list)
+    i_rvw: list[int] = field(default_factory=list)
+    i_cat: list[str] = field(default_factory=list)
+    i_note: list[str] = field(default_factory=list)
+    g_id: list[int] = field(default_factory=list)
+    g_rev: list[int] = field(default_factory=list)
+    g_failed: list[bool] = field(default_factory=list)
+    g_secs: list[float] = field(default_factory=list)
+    g_time: list[float] = field(default_factory=list)
+    clock: float = 0.0
+
+    @property
+    def n_ratings(self) -> int:
+        return len(self.r_val)
+
+    def generate(self, sim: Simulator, revision: int, rng: np.random.Generator) -> int:
+        """One generation of `revision` with 1-3 reviews; returns ratings added."""
+        params = self.revisions[revision]
+        self.clock += 1
+        gen_id = len(self.g_id)
+        failed, seconds, luck = sim.generate(params)
+        self.g_id.append(gen_id)
+        self.g_rev.append(revision)
+        self.g_failed.append(failed)
+        self.g_secs.append(math.nan if failed else seconds)
+        self.g_time.append(self.clock)
+        if failed:
+            return 0
+        added = 0
+        n_reviews = int(rng.integers(1, 4))
+        for reviewer in rng.choice(sim.panel.size, n_reviews, replace=False):
+            self.clock += 0.001
+            review = sim.review(params, luck, int(reviewer))
+            for d, value in enumerate(review.ratings):
+                self.r_rev.append(revision)
+                self.r_gen.append(gen_id)
+                self.r_rvw.append(int(reviewer))
+                self.r_dim.append(d)
+                self.r_val.append(float(value))
+                self.r_time.append(self.clock)
+                added += 1
+            for category, note in review.issues:
+                self.i_rev.append(revision)
+                self.i_gen.append(gen_id)
+                self.i_rvw.append(int(reviewer))
+                self.i_cat.append(category)
+                self.i_note.append(note)
+        return added
+
+    def observations(self) -> Observations:
+        return Observations(
+            dimensions=self.dimensions,
+            revisions=self.revisions,
+            ratings=Ratings.of(
+                revision=self.r_rev,
+                generation=self.r_gen,
+                reviewer=self.r_rvw,
+                dimension=self.r_dim,
+                value=self.r_val,
+                time=self.r_time,
+            ),
+            issues=Issues.of(
+                revision=self.i_rev,
+                generation=self.i_gen,
+                reviewer=self.i_rvw,
+                category=self.i_cat,
+                note=self.i_note,
+            ),
+            generations=Generations.of(
+                id=self.g_id,
+                revision=self.g_rev,
+                failed=self.g_failed,
+                seconds=self.g_secs,
+                time=self.g_time,
+            ),
+            now=self.clock,
+        )
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LoopResult:
+    quality: dict[int, float]  # checkpoint -> true quality of the active config
+    favourite: dict[int, float]  # checkpoint -> true quality of the model's favourite config
+    curve: list[tuple[int, float]]  # (ratings, active quality) after every change
+    promotions: list[dict[str, Any]]
+    challengers: list[dict[str, Any]]
+    step_seconds: list[float]
+    n_revisions: int
+    n_controls: int
+
+
+def run_loop(
+    sim: Simulator,
+    budget: int,
+    settings: Settings,
+    step_every: int,
+    seed: int,
+    log: bool = False,
+) -> LoopResult:
+    space = sim.taste.space
+    rng = np.random.default_rng([seed, 31337])
+    store = Store(dimensions=sim.taste.dimensions)
+    store.revisions[0] = space.complete(space.default())
+    state = ExperimentState(active=0)
+    traffic: dict[int, float] = {0: 1.0}
+    policy = ImproverPolicy(space, settings)
+    quality_of = {0: sim.taste.quality(store.revisions[0])}
+    curve = [(0, quality_of[0])]
+    promotions: list[dict[str, Any]] = []
+    challengers: dict[int, dict[str, Any]] = {}
+    step_seconds: list[float] = []
+    next_step = step_every
+    checkpoints = {}
+    favourite: dict[int, float] = {}
+    fav_quality = quality_of[0]
+    n_controls = 1
+    quota: dict[int, int] = {}  # generations an arm may still get before the next step
+    while store.n_ratings < budget:
+        keys = [k for k in traffic if quota.get(k, 1) > 0]
+        probs = np.array([traffic[k] for k in keys])
+        revision = keys[int(rng.choice(len(keys), p=probs / probs.sum()))]
+        if revision in quota:
+            quota[revision] -= 1
+        before = store.n_ratings
+        store.generate(sim, revision, rng)
+        for c in CHECKPOINTS:
+            if before < c <= store.n_ratings:
+                checkpoints[c] = quality_of[state.active]
+                favourite[c] = fav_quality
+        if store.n_ratings < next_step or store.n_ratings >= budget:
+            continue
+        next_step = store.n_ratings + step_every
+        t0 = time.perf_counter()
+        plan = policy.step(store.observations(), state)
+        step_seconds.append(time.perf_counter() - t0)
+        if policy.favourite is not None:
+            fav_quality = sim.taste.quality(policy.favourite)
+        opened_before = set(store.revisions)
+        state, traffic, promoted = _apply(plan, state, store, sim, quality_of, challengers)
+        new_ids = sorted(set(store.revisions) - opened_before)
+        running = {a.revision for a in state.arms}
+        quota = {rid: left for rid, left in quota.items() if rid in running}
+        for rid, new in zip(new_ids, plan.open, strict=True):
+            if new.max_generations is not None:
+                quota[rid] = new.max_generations
+        if promoted is not None:
+            n_controls += 1
+            info = challengers[promoted]
+            promotions.append(info)
+            curve.append((store.n_ratings, quality_of[state.active]))
+            if log:
+                print(
+                    f"  {store.n_ratings:5d} ratings: promoted r{promoted} "
+                    f"true {info['true_effect']:+.2f} predicted {info['predicted']} "
+                    f"-> quality {quality_of[state.active]:.2f}",
+                    flush=True,
+                )
+    for c in CHECKPOINTS:
+        checkpoints.setdefault(c, quality_of[state.active])
+        favourite.setdefault(c, fav_quality)
+    return LoopResult(
+        quality=checkpoints,
+        favourite=favourite,
+        curve=curve,
+        promotions=promotions,
+        challengers=list(challengers.values()),
+        step_seconds=step_seconds,
+        n_revisions=len(store.revisions),
+        n_controls=n_controls,
+    )
+
+
+def _apply(plan, state, store, sim, quality_of, challengers):  # noqa: ANN001, ANN202
+    closed: list[Arm] = []
+    running = {a.revision: a for a in state.arms}
+    promoted = None
+    for d in plan.decisions:
+        arm = running.get(d.revision)
+        if arm is None or d.action == "continue":
+            continue
+        del running[d.revision]
+        closed.append(replace(arm, outcome=d.outcome, effect=d.effect))
+        if arm.revision in challengers:
+            challengers[arm.revision]["outcome"] = d.outcome
+            challengers[arm.revision]["n"] = (d.n_arm, d.n_control)
+        if d.action == "promote":
+            promoted = d.revision
+    key_to_revision: dict[str, int] = {}
+    for new in plan.open:
+        rid = max(store.revisions) + 1
+        store.revisions[rid] = dict(new.params)
+        quality_of[rid] = sim.taste.quality(store.revisions[rid])
+        key_to_revision[new.key] = rid
+        running[rid] = Arm(
+            revision=rid,
+            role=new.role,
+            control=new.control,
+            opened=store.clock,
+            alpha=new.alpha,
+            mixture=new.mixture,
+            predicted=new.predicted,
+        )
+        if new.role == "challenger":
+            # Coverage is judged on the scale the model predicts: expected ratings of the panel.
+            overall = sim.taste.overall_index
+            rating_effect = sim.expected_rating(
+                store.revisions[rid], overall
+            ) - sim.expected_rating(store.revisions[new.control], overall)
+            challengers[rid] = {
+                "revision": rid,
+                "true_effect": quality_of[rid] - quality_of[new.control],
+                "rating_effect": rating_effect,
+                "predicted": (
+                    round(new.predicted.low, 2),
+                    round(new.predicted.estimate, 2),
+                    round(new.predicted.high, 2),
+                ),
+                "covered": new.predicted.contains(rating_effect),
+                "opened_at": store.n_ratings,
+                "outcome": "running",
+            }
+    traffic = {key_to_revision.get(k, k): v for k, v in plan.traffic.items()}
+    state = ExperimentState(
+        active=plan.active, arms=tuple(running.values()), history=(*state.history, *closed)
+    )
+    return state, traffic, promoted
+
+
+# --- baselines --------------------------------------------------------------------------------
+
+
+def run_trials(
+    sim: Simulator, budget: int, kind: str, trial_reviews: int, seed: int
+) -> dict[int, float]:
+    """Random search or TPE with `trial_reviews` reviews per trial; returns checkpoint quality."""
+    space = sim.taste.space
+    rng = np.random.default_rng([seed, 4242])
+    store = Store(dimensions=sim.taste.dimensions)
+    overall = sim.taste.overall_index
+    default = space.complete(space.default())
+    best_value, best_quality = -math.inf, sim.taste.quality(default)
+    checkpoints: dict[int, float] = {}
+    sampler = optuna.samplers.TPESampler(seed=seed) if kind == "tpe" else None
+    study = optuna.create_study(direction="maximize", sampler=sampler) if sampler else None
+    distributions = _distributions(space)
+    if study is not None:
+        study.enqueue_trial({k: default[k] for k in distributions})
+    first = True
+    while store.n_ratings < budget:
+        trial = None
+        if study is not None:
+            trial = study.ask(distributions)
+            params = space.complete({**default, **trial.params})
+        elif first:
+            params = default
+        else:
+            params = space.from_unit(rng.random(len(space.tunable)), default)
+        first = False
+        rid = len(store.revisions)
+        store.revisions[rid] = params
+        values: list[float] = []
+        while len(values) < trial_reviews and store.n_ratings < budget:
+            before_ratings = store.n_ratings
+            start = len(store.r_val)
+            store.generate(sim, rid, rng)
+            for i in range(start, len(store.r_val)):
+                if store.r_dim[i] == overall or overall < 0:
+                    values.append(store.r_val[i])
+            for c in CHECKPOINTS:
+                if before_ratings < c <= store.n_ratings:
+                    checkpoints[c] = best_quality
+        if not values:
+            if study is not None and trial is not None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        value = float(np.mean(values))
+        if study is not None and trial is not None:
+            study.tell(trial, value)
+        if value > best_value:
+            best_value, best_quality = value, sim.taste.quality(params)
+    for c in CHECKPOINTS:
+        checkpoints.setdefault(c, best_quality)
+    return checkpoints
+
+
+def _distributions(space: ParameterSpace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in space.tunable:
+        if p.kind in ("enum", "boolean"):
+            out[p.name] = optuna.distributions.CategoricalDistribution(list(p.choices))
+        elif p.kind == "integer":
+            out[p.name] = optuna.distributions.IntDistribution(
+                int(math.ceil(p.low)), int(math.floor(p.high)), log=p.log
+            )
+        else:
+            out[p.name] = optuna.distributions.FloatDistribution(p.low, p.high, log=p.log)
+    return out
+
+
+# --- one seed, all methods --------------------------------------------------------------------
+
+
+def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
+    space_name, family, seed, opts = args
+    schema = load_schema(space_name)
+    sim = make_simulator(schema, family=family, seed=seed)
+    taste = sim.taste
+    gap = taste.best_quality - taste.default_quality
+    settings = Settings(seed=seed, **opts.get("settings", {}))
+    loop = run_loop(sim, opts["budget"], settings, opts["step_every"], seed, opts.get("log", False))
+    out: dict[str, Any] = {
+        "space": space_name,
+        "family": family,
+        "seed": seed,
+        "gap": gap,
+        "default": taste.default_quality,
+        "best": taste.best_quality,
+        "loop": {c: (q - taste.default_quality) / gap for c, q in loop.quality.items()},
+        "favourite": {c: (q - taste.default_quality) / gap for c, q in loop.favourite.items()},
+        "curve": [(n, (q - taste.default_quality) / gap) for n, q in loop.curve],
+        "promotions": loop.promotions,
+        "challengers": loop.challengers,
+        "step_seconds": loop.step_seconds,
+        "revisions": loop.n_revisions,
+        "controls": loop.n_controls,
+    }
+    for kind in opts.get("baselines", ("tpe", "random")):
+        key = f"{space_name}/{family}/{seed}/{kind}/{opts['budget']}/{opts['trial_reviews']}"
+        cache = opts.get("cache")
+        cached = _cache_read(cache).get(key) if cache else None
+        if cached is None:
+            sim_b = make_simulator(schema, family=family, seed=seed)
+            q = run_trials(sim_b, opts["budget"], kind, opts["trial_reviews"], seed)
+            cached = {str(c): v for c, v in q.items()}
+            if cache:
+                _cache_write(cache, key, cached)
+        out[kind] = {c: (cached[str(c)] - taste.default_quality) / gap for c in CHECKPOINTS}
+    return out
+
+
+def _cache_read(path: str) -> dict[str, Any]:
+    p = Path(path)
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _cache_write(path: str, key: str, value: dict[str, float]) -> None:
+    # Baselines do not depend on the policy: caching them makes tuning runs cheaper. Several
+    # worker processes may write; read-modify-write under an exclusive lock file.
+    import fcntl
+
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = _cache_read(path)
+        data[key] = value
+        Path(path).write_text(json.dumps(data))
+
+
+def ratings_to(curve: Sequence[tuple[int, float]], share: float) -> float:
+    for n, closed in curve:
+        if closed >= share:
+            return n
+    return math.inf
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    lines = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["space"], r["family"]), []).append(r)
+    for (space, family), rs in sorted(groups.items()):
+        lines.append(
+            f"\n## space {space}, taste family {family}: {len(rs)} seeds "
+            f"(gap {np.median([r['gap'] for r in rs]):.2f} rating points median)"
+        )
+        lines.append("| method | " + " | ".join(f"{c:,} ratings" for c in CHECKPOINTS) + " |")
+        lines.append("|---|" + "---:|" * len(CHECKPOINTS))
+        methods = ["loop"] + [m for m in ("tpe", "random") if m in rs[0]]
+        for m in methods:
+            cells = []
+            for c in CHECKPOINTS:
+                values = [r[m][c] for r in rs]
+                cells.append(
+                    f"{np.median(values):.0%} (IQR {np.quantile(values, 0.25):.0%}–"
+                    f"{np.quantile(values, 0.75):.0%})"
+                )
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("| default | " + " | ".join("0%" for _ in CHECKPOINTS) + " |")
+        if "tpe" in rs[0]:
+            wins = [sum(r["loop"][c] > r["tpe"][c] for r in rs) for c in CHECKPOINTS]
+            lines.append(
+                "loop beats TPE on seeds: "
+                + ", ".join(f"{c}: {w}/{len(rs)}" for c, w in zip(CHECKPOINTS, wins, strict=True))
+            )
+        r50 = [ratings_to(r["curve"], 0.5) for r in rs]
+        r80 = [ratings_to(r["curve"], 0.8) for r in rs]
+        lines.append(
+            f"ratings to close 50%: median {_fmt(np.median(r50))} "
+            f"(reached on {sum(np.isfinite(r50))}/{len(rs)}); 80%: median "
+            f"{_fmt(np.median(r80))} (reached on {sum(np.isfinite(r80))}/{len(rs)})"
+        )
+        promos = [p for r in rs for p in r["promotions"]]
+        false = [p for p in promos if p["true_effect"] <= 0]
+        controls = sum(r["controls"] for r in rs)
+        lines.append(
+            f"promotions {len(promos)}, false {len(false)} "
+            f"({len(false) / max(len(promos), 1):.1%} of promotions, "
+            f"{len(false) / controls:.1%} of {controls} controls)"
+        )
+        chal = [c for r in rs for c in r["challengers"]]
+        cov_p = np.mean([p["covered"] for p in promos]) if promos else math.nan
+        cov_c = np.mean([c["covered"] for c in chal]) if chal else math.nan
+        outcomes: dict[str, int] = {}
+        for c in chal:
+            outcomes[c["outcome"]] = outcomes.get(c["outcome"], 0) + 1
+        lines.append(
+            f"challengers {len(chal)} {outcomes}; the predicted 90% interval covers the "
+            f"true effect on expected ratings for {cov_p:.0%} of promoted arms "
+            f"({len(promos)}) and {cov_c:.0%} of all challengers ({len(chal)})"
+        )
+        steps = np.concatenate([r["step_seconds"] for r in rs])
+        lines.append(
+            f"policy step: median {np.median(steps):.2f} s, 95th pct "
+            f"{np.quantile(steps, 0.95):.2f} s, max {steps.max():.2f} s; revisions per "
+            f"run {np.median([r['revisions'] for r in rs]):.0f}"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{x:,.0f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--families", nargs="+", default=["bumps", "bandpass"])
+    parser.add_argument("--spaces", nargs="+", default=["builtin", "diffusers"])
+    parser.add_argument("--budget", type=int, default=3000)
+    parser.add_argument("--step-every", type=int, default=50)
+    parser.add_argument("--trial-reviews", type=int, default=4)
+    parser.add_argument("--baselines", nargs="*", default=["tpe", "random"])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--settings",
+        type=json.loads,
+        default={},
+        help="policy Settings overrides as JSON, e.g. '{\"explorers\": 6}'",
+    )
+    parser.add_argument("--log", action="store_true", help="print every promotion")
+    parser.add_argument("--json", type=Path, help="also write every result here")
+    parser.add_argument("--baseline-cache", help="JSON file caching baseline results by seed")
+    args = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    opts = {
+        "budget": args.budget,
+        "step_every": args.step_every,
+        "settings": args.settings,
+        "trial_reviews": args.trial_reviews,
+        "baselines": args.baselines,
+        "log": args.log,
+        "cache": args.baseline_cache,
+    }
+    jobs = [
+        (s, f, seed, opts)
+        for s in args.spaces
+        for f in args.families
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+    ]
+    t0 = time.time()
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(run_seed, jobs))
+    else:
+        results = [run_seed(j) for j in jobs]
+    print(report(results))
+    print(
+        f"\n{len(jobs)} runs in {time.time() - t0:.0f} s; settings {args.settings or 'default'}; "
+        f"baselines: {args.trial_reviews} reviews per trial"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, default=str, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
