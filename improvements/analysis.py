@@ -257,6 +257,10 @@ def pipelines_ranking() -> dict[str, Any]:
 
 
 def _issue_rates(pipeline: Pipeline, excluded: set[int] = frozenset()) -> list[dict[str, Any]]:
+    """Per revision and category: the reports, and the share of reviews with at least one (a
+    proportion, with its 95% Wilson interval, which stays inside [0, 1])."""
+    from improvements.stats.proportions import wilson_interval
+
     reviews = dict(
         _without_excluded(
             Review.objects.filter(generation__revision__pipeline=pipeline), "reviewer_id", excluded
@@ -272,19 +276,26 @@ def _issue_rates(pipeline: Pipeline, excluded: set[int] = frozenset()) -> list[d
             excluded,
         )
         .values_list("generation__revision__number", "category")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), reporting=Count("review", distinct=True))
         .order_by("generation__revision__number", "category")
     )
-    return [
-        {
-            "revision": number,
-            "category": category,
-            "count": count,
-            "reviews": reviews.get(number, 0),
-            "rate": _clean(count / reviews[number]) if reviews.get(number) else None,
-        }
-        for number, category, count in rows
-    ]
+    out = []
+    for number, category, count, reporting in rows:
+        n = reviews.get(number, 0)
+        low, high = wilson_interval(min(reporting, n), n) if n else (None, None)
+        out.append(
+            {
+                "revision": number,
+                "category": category,
+                "count": count,
+                "reviews": n,
+                "reviews_reporting": reporting,
+                "rate": _clean(reporting / n) if n else None,
+                "rate_low": _clean(low) if n else None,
+                "rate_high": _clean(high) if n else None,
+            }
+        )
+    return out
 
 
 def _generation_metrics(pipeline: Pipeline, gen_index: dict[Any, int]) -> dict[int, dict]:

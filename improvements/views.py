@@ -59,6 +59,13 @@ def _comparisons(n: int) -> str:
     return f"{n} comparison{'' if n == 1 else 's'} of this revision"
 
 
+def _issue_caption(row: dict[str, Any]) -> str:
+    share = f"{row.get('reviews_reporting', row.get('count', 0))}/{row.get('reviews', 0)} reviews"
+    if row.get("rate_low") is None or row.get("rate_high") is None:
+        return share
+    return f"{share} (95% {row['rate_low']:.0%}–{row['rate_high']:.0%})"
+
+
 def snapshot_charts(snapshot: dict[str, Any]) -> list[charts.Chart]:
     issues = snapshot.get("issue_rates") or []
     recent = sorted({row["revision"] for row in issues}, reverse=True)[:ISSUE_REVISIONS]
@@ -66,7 +73,7 @@ def snapshot_charts(snapshot: dict[str, Any]) -> list[charts.Chart]:
         (
             f"r{row['revision']} · {str(row['category']).replace('_', ' ')}",
             row.get("rate"),
-            f"{row.get('count', 0)}/{row.get('reviews', 0)} reviews",
+            _issue_caption(row),
         )
         for row in sorted(issues, key=lambda r: (-r["revision"], str(r["category"])))
         if row["revision"] in recent

@@ -33,6 +33,7 @@ _WHERE = {
     "sequential_decision": "improvements.stats.sequential",
     "value_counts": "improvements.stats.agreement",
     "win_probability": "improvements.stats.bradley_terry",
+    "wilson_interval": "improvements.stats.proportions",
 }
 
 

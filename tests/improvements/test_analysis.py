@@ -142,13 +142,16 @@ def test_bradley_terry_ranks_the_revision_that_wins_comparisons_first(dataset):
     assert bt[0]["comparisons"] == 20  # the same-revision pair is not counted
 
 
-def test_issue_rates_are_reports_per_review(dataset):
+def test_issue_rates_are_shares_of_reviews_with_a_wilson_interval_inside_0_1(dataset):
     rates = analysis_compute()["issue_rates"]
     [flicker] = [r for r in rates if r["category"] == "flicker"]
     reviews = Review.objects.filter(generation__revision__number=1).count()
+    reporting = IssueReport.objects.values("review").distinct().count()
     assert flicker["revision"] == 1 and flicker["reviews"] == reviews
     assert flicker["count"] == IssueReport.objects.count()
-    assert flicker["rate"] == pytest.approx(flicker["count"] / reviews, abs=1e-4)
+    assert flicker["reviews_reporting"] == reporting
+    assert flicker["rate"] == pytest.approx(reporting / reviews, abs=1e-4)
+    assert 0.0 <= flicker["rate_low"] <= flicker["rate"] <= flicker["rate_high"] <= 1.0
 
 
 def test_correlations_have_the_right_sign(dataset):
