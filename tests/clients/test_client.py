@@ -294,7 +294,14 @@ def test_complete_uploads_video_poster_and_measurements(site, tmp_path):
     poster.write_bytes(b"\xff\xd8\xff\xe0jpeg")
     site.answer(200, {**GENERATION, "status": "succeeded"})
     client_for(site).complete(
-        "g1", "L1", video, poster, {"note": "x"}, generation_seconds=1.5, peak_rss_bytes=10
+        "g1",
+        "L1",
+        video,
+        poster,
+        {"note": "x"},
+        generation_seconds=1.5,
+        peak_rss_bytes=10,
+        direct=False,
     )
     body = site.requests[0]["body"]
     assert site.requests[0]["headers"]["Content-Type"].startswith("multipart/form-data")
@@ -311,7 +318,7 @@ def test_a_completion_whose_first_attempt_got_through_returns_the_finished_job(s
     site.answer(502)  # the upload was stored, but the answer was lost
     site.answer(409, {"error": {"code": "job_finished", "message": "already succeeded"}})
     site.answer(200, {**GENERATION, "status": "succeeded"})
-    assert client_for(site).complete("g1", "L1", video)["status"] == "succeeded"
+    assert client_for(site).complete("g1", "L1", video, direct=False)["status"] == "succeeded"
     assert [r["method"] for r in site.requests] == ["POST", "POST", "GET"]
     assert b'name="lease_id"' in site.requests[1]["body"]
     assert b"ftypmp42" in site.requests[1]["body"]  # the file is sent again on the retry
@@ -322,7 +329,7 @@ def test_a_first_completion_refused_as_finished_is_an_error(site, tmp_path):
     video.write_bytes(b"\0\0\0\x18ftypmp42")
     site.answer(409, {"error": {"code": "job_finished", "message": "someone else finished"}})
     with pytest.raises(ApiError) as error:
-        client_for(site).complete("g1", "L1", video)
+        client_for(site).complete("g1", "L1", video, direct=False)
     assert error.value.code == "job_finished"
     assert len(site.requests) == 1
 
@@ -356,8 +363,65 @@ def test_the_lease_keeper_reports_a_lost_lease_to_the_worker(site):
     assert len(site.requests) == 1  # nothing more is sent for a lost lease
 
 
+LOCAL_DISK = {"error": {"code": "direct_upload_unavailable", "message": "media on local disk"}}
+
+
+def test_on_local_disk_complete_falls_back_to_the_multipart_upload_and_asks_once(site, tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\0\0\0\x18ftypmp42")
+    site.answer(409, LOCAL_DISK)
+    site.answer(200, {**GENERATION, "status": "succeeded"})
+    site.answer(200, {**GENERATION, "status": "succeeded"})
+    client = client_for(site)
+    client.complete("g1", "L1", video)
+    client.complete("g1", "L1", video)
+    paths = [r["path"] for r in site.requests]
+    assert paths == [
+        "/api/v1/jobs/g1/upload-url/",
+        "/api/v1/jobs/g1/complete/",
+        "/api/v1/jobs/g1/complete/",
+    ]
+    assert b"ftypmp42" in site.requests[1]["body"]
+
+
+def test_with_object_storage_complete_puts_the_files_to_the_presigned_urls(site, tmp_path):
+    video, poster = tmp_path / "v.mp4", tmp_path / "p.png"
+    video.write_bytes(b"\0\0\0\x18ftypmp42")
+    poster.write_bytes(b"\x89PNG")
+    targets = {
+        "video": {"url": f"{site.url}/bucket/staged.mp4?X-Amz-Signature=s", "key": "up/v.mp4"},
+        "poster": {"url": f"{site.url}/bucket/staged.png?X-Amz-Signature=s", "key": "up/p.png"},
+    }
+    site.answer(200, targets)
+    site.answer(200)  # the bucket takes the video
+    site.answer(200)  # ... and the poster
+    site.answer(200, {**GENERATION, "status": "succeeded"})
+    client_for(site).complete("g1", "L1", video, poster, {"note": "x"}, generation_seconds=1.5)
+    put_video, put_poster, done = site.requests[1:]
+    assert put_video["method"] == "PUT" and put_video["body"] == b"\0\0\0\x18ftypmp42"
+    assert "Authorization" not in put_video["headers"], "the site's token never goes to storage"
+    assert put_poster["headers"]["Content-Type"] == "image/png"
+    assert site.body(3) == {
+        "lease_id": "L1",
+        "video_key": "up/v.mp4",
+        "poster_key": "up/p.png",
+        "script": {"note": "x"},
+        "generation_seconds": 1.5,
+    }
+
+
+def test_insisting_on_direct_upload_on_local_disk_is_an_error(site, tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\0\0\0\x18ftypmp42")
+    site.answer(409, LOCAL_DISK)
+    with pytest.raises(ApiError) as caught:
+        client_for(site).complete("g1", "L1", video, direct=True)
+    assert caught.value.code == "direct_upload_unavailable" and len(site.requests) == 1
+
+
 def test_generate_video_queues_a_claimed_job_renders_and_uploads(site, tmp_path):
     site.answer(201, LEASED)
+    site.answer(409, LOCAL_DISK)
     site.answer(200, {**LEASED, "status": "succeeded"})
     calls = []
 
@@ -370,4 +434,5 @@ def test_generate_video_queues_a_claimed_job_renders_and_uploads(site, tmp_path)
     assert result["status"] == "succeeded" and result["config_revision"] == 1
     assert calls == [("p", {"num_inference_steps": 4})]
     assert site.body(0)["claim"] is True and site.body(0)["pipeline"] == "diffusers-tiny"
-    assert site.requests[1]["path"] == "/api/v1/jobs/g1/complete/"
+    assert site.requests[1]["path"] == "/api/v1/jobs/g1/upload-url/"
+    assert site.requests[2]["path"] == "/api/v1/jobs/g1/complete/"

@@ -201,6 +201,31 @@ def test_the_multipart_complete_still_works_and_stores_in_the_bucket(
     assert keys(s3_endpoint, s3_site.bucket, f"generations/{job}") == [f"generations/{job}.mp4"]
 
 
+def test_the_client_package_uploads_straight_to_the_bucket(s3_site, s3_endpoint, tmp_path):
+    from feedbackloop_client import FeedbackLoopClient
+    from PIL import Image
+
+    from tests.integrations.s3_worker import encode
+
+    job = queue_job(s3_site, "Completed by the client package")
+    client = FeedbackLoopClient(s3_site.url, s3_site.key)
+    claimed = client.claim()
+    assert claimed is not None and claimed.id == job
+    video, poster = tmp_path / "out.mp4", tmp_path / "out.png"
+    encode(video)
+    Image.new("RGB", (96, 64), (10, 120, 200)).save(poster)
+
+    generation = client.complete(
+        claimed.id, claimed.lease_id, video, poster_path=poster, generation_seconds=2.0, direct=True
+    )
+
+    assert generation["status"] == "succeeded" and generation["size_bytes"] == video.stat().st_size
+    stored = keys(s3_endpoint, s3_site.bucket, f"generations/{job}")
+    assert stored == [f"generations/{job}.mp4", f"generations/{job}.png"]
+    assert keys(s3_endpoint, s3_site.bucket, f"uploads/{job}/") == []
+    assert not any(p.is_file() for p in s3_site.media.rglob("*")), "nothing on the web host"
+
+
 # --- in-process, with the storage pointed at the same server ------------------------------------
 
 

@@ -101,6 +101,7 @@ class FeedbackLoopClient:
         self._local = threading.local()  # one requests.Session per thread (lease keepers)
         self._configs: dict[str, tuple[str | None, dict[str, Any]]] = {}
         self._configs_lock = threading.Lock()
+        self._direct_upload: bool | None = None  # does the site offer presigned uploads?
         if username is not None:
             self.login(username, password or "")
 
@@ -311,12 +312,45 @@ class FeedbackLoopClient:
         generation_seconds: float | None = None,
         cpu_seconds: float | None = None,
         peak_rss_bytes: int | None = None,
+        direct: bool | None = None,
     ) -> dict[str, Any]:
         """Upload the video (and poster, script) and finish the job; returns the generation.
+
+        Where the site keeps media in object storage, the files go straight to the bucket with
+        the presigned URLs the API hands out (``upload-url/``), and the job completes with
+        their keys: the bytes never pass through the web host. Elsewhere (local disk) they go
+        to ``complete/`` as a multipart upload. ``direct=None`` picks whichever the site
+        offers; ``True`` insists on the bucket; ``False`` always uploads to the site.
 
         The lease id makes a retry safe: if an earlier attempt got through, the retry's 409
         (``job_finished``) is resolved by reading the job back.
         """
+        timings = {
+            "generation_seconds": generation_seconds,
+            "cpu_seconds": cpu_seconds,
+            "peak_rss_bytes": peak_rss_bytes,
+        }
+        if direct or (direct is None and self._direct_upload is not False):
+            try:
+                targets = self.upload_urls(job_id, lease_id)
+            except ApiError as exc:
+                if direct or exc.code != "direct_upload_unavailable":
+                    raise
+                self._direct_upload = False  # local disk: ask no more
+            else:
+                self._direct_upload = True
+                self._put(targets["video"]["url"], video_path, "video/mp4")
+                body: dict[str, Any] = {"lease_id": lease_id, "video_key": targets["video"]["key"]}
+                if poster_path is not None:
+                    kind = (
+                        "image/png" if str(poster_path).lower().endswith(".png") else "image/jpeg"
+                    )
+                    self._put(targets["poster"]["url"], poster_path, kind)
+                    body["poster_key"] = targets["poster"]["key"]
+                if script is not None:
+                    body["script"] = dict(script)
+                body.update({k: v for k, v in timings.items() if v is not None})
+                return self._finish(job_id, json_body=body)
         data: dict[str, Any] = {"lease_id": lease_id}
         if script is not None:
             data["script"] = json.dumps(dict(script))
@@ -338,13 +372,15 @@ class FeedbackLoopClient:
                 opened["poster"] = (Path(poster_path).name, poster, kind)
             return opened
 
+        return self._finish(job_id, data=data, files=files)
+
+    def _finish(self, job_id: str, **body: Any) -> dict[str, Any]:
         try:
             response = self._request(
                 "POST",
                 f"/api/v1/jobs/{_segment(job_id)}/complete/",
-                data=data,
-                files=files,
                 timeout=self.upload_timeout,
+                **body,
             )
         except ApiError as exc:
             if exc.code == "job_finished" and exc.attempts > 1:
@@ -353,6 +389,45 @@ class FeedbackLoopClient:
                     return generation
             raise
         return response.json()
+
+    def upload_urls(self, job_id: str, lease_id: str) -> dict[str, Any]:
+        """Presigned PUT URLs and object keys for a leased job's video and poster (object
+        storage only; on local disk an ApiError with code ``direct_upload_unavailable``)."""
+        return self._request(
+            "POST",
+            f"/api/v1/jobs/{_segment(job_id)}/upload-url/",
+            json_body={"lease_id": lease_id},
+        ).json()
+
+    def _put(self, url: str, path: str | Path, content_type: str) -> None:
+        """PUT a file to a presigned URL: no credentials of the site go with it (the URL is
+        its own authorisation), retried like any other call."""
+        attempts = self.retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with open(path, "rb") as handle:
+                    response = requests.put(
+                        url,
+                        data=handle,
+                        headers={"Content-Type": content_type},
+                        timeout=self.upload_timeout,
+                    )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt >= attempts:
+                    raise ApiUnavailable(f"PUT to storage: {exc}", attempts=attempt) from exc
+                self._sleep_before_retry(attempt - 1, None)
+                continue
+            if response.ok:
+                return
+            if response.status_code in RETRYABLE_STATUS and attempt < attempts:
+                self._sleep_before_retry(attempt - 1, response)
+                continue
+            raise ApiError(
+                response.status_code,
+                "storage_upload_failed",
+                f"PUT to storage: HTTP {response.status_code} {response.text[:200]}",
+                attempts=attempt,
+            )
 
     def fail(
         self, job_id: str, lease_id: str, error: str, *, requeue: bool = False
