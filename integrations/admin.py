@@ -3,26 +3,58 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from integrations.exports import FORMATS, KINDS, ExportFilters
+from feedbackloop.errors import InvalidInput, NotFound
+from integrations.exports import FORMATS, KINDS, export_filters
 from integrations.exports.http import export_response
 from integrations.models import Event, FeedbackExport, WebhookDelivery, WebhookEndpoint
 from integrations.webhooks import endpoint_ping
 
 
+class ExportActionForm(ActionForm):
+    """The action bar of the export page: besides the action, the filters of the export."""
+
+    revision = forms.IntegerField(
+        required=False, min_value=1, help_text="with one pipeline selected"
+    )
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="inclusive",
+    )
+
+
 def _export_action(kind: str, fmt: str):
     def action(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> Any:
         pipelines = tuple(queryset.order_by("slug"))
+        given = {key: request.POST.get(key, "").strip() for key in ("revision", "since", "until")}
+        if given["revision"] and len(pipelines) != 1:
+            modeladmin.message_user(
+                request,
+                "A revision filter needs exactly one pipeline: revision numbers are per pipeline.",
+                messages.ERROR,
+            )
+            return None
+        try:
+            filters = export_filters(
+                pipeline=pipelines[0].slug if given["revision"] else None, **given
+            )
+        except (InvalidInput, NotFound) as exc:
+            modeladmin.message_user(request, f"Not exported: {exc}", messages.ERROR)
+            return None
         label = pipelines[0].slug if len(pipelines) == 1 else "feedback"
         return export_response(
-            kind=kind, fmt=fmt, filters=ExportFilters(pipelines=pipelines), label=label
+            kind=kind, fmt=fmt, filters=replace(filters, pipelines=pipelines), label=label
         )
 
     action.__name__ = f"export_{kind}_{fmt}"
@@ -33,9 +65,11 @@ def _export_action(kind: str, fmt: str):
 
 @admin.register(FeedbackExport)
 class FeedbackExportAdmin(admin.ModelAdmin):
-    """Select pipelines, pick an action: the file downloads as it is written. Date and
-    revision filters: `manage.py export_feedback` or GET /api/v1/exports/<kind>/."""
+    """Select pipelines, optionally a revision and a date range, pick an action: the file
+    downloads as it is written (the same filters as `manage.py export_feedback` and
+    GET /api/v1/exports/<kind>/)."""
 
+    action_form = ExportActionForm
     list_display = ("slug", "name", "generation_count", "review_count", "comparison_count")
     actions = [_export_action(kind, fmt) for kind in KINDS for fmt in FORMATS]
 

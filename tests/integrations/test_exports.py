@@ -239,3 +239,63 @@ def test_admin_action_downloads_the_selected_pipelines_feedback(feedback_world, 
     assert response["Content-Disposition"].startswith('attachment; filename="builtin-pairs-')
     rows = [json.loads(x) for x in b"".join(response.streaming_content).splitlines()]
     assert len(rows) == 3  # every comparison touches builtin
+
+
+def _admin_export(staff, *selected, **fields):
+    client = Client()
+    client.force_login(staff)
+    return client.post(
+        "/admin/integrations/feedbackexport/",
+        {"_selected_action": [p.pk for p in selected], **fields},
+    )
+
+
+def _rows(response) -> list[dict]:
+    return [json.loads(x) for x in b"".join(response.streaming_content).splitlines()]
+
+
+def test_admin_export_filters_by_revision_and_date_range(feedback_world, staff):
+    builtin, _other = feedback_world["pipelines"]
+    today = timezone.localdate()
+    everything = _admin_export(staff, builtin, action="export_ratings_jsonl")
+    assert len(_rows(everything)) == 2
+    only_r2 = _admin_export(staff, builtin, action="export_ratings_jsonl", revision="2")
+    assert [row["revision"] for row in _rows(only_r2)] == [2]
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    later = _admin_export(staff, builtin, action="export_ratings_jsonl", since=tomorrow)
+    assert _rows(later) == []
+    through_today = _admin_export(
+        staff, builtin, action="export_ratings_jsonl", since=today.isoformat(), until=today
+    )
+    assert len(_rows(through_today)) == 2  # until includes its day
+
+
+def test_admin_export_refuses_a_revision_across_pipelines_or_a_bad_range(feedback_world, staff):
+    builtin, other = feedback_world["pipelines"]
+    client = Client()
+    client.force_login(staff)
+    url = "/admin/integrations/feedbackexport/"
+    across = client.post(
+        url,
+        {
+            "_selected_action": [builtin.pk, other.pk],
+            "action": "export_ratings_jsonl",
+            "revision": "1",
+        },
+        follow=True,
+    )
+    assert not hasattr(across, "streaming_content")
+    assert "A revision filter needs exactly one pipeline" in across.content.decode()
+    backwards = client.post(
+        url,
+        {
+            "_selected_action": [builtin.pk],
+            "action": "export_ratings_jsonl",
+            "since": "2026-02-01",
+            "until": "2026-01-01",
+        },
+        follow=True,
+    )
+    assert "until must be after since" in backwards.content.decode()
+    page = client.get(url).content.decode()
+    assert 'name="since"' in page and 'name="revision"' in page
