@@ -241,7 +241,7 @@ if REDIS_URL:
 
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "feedbackloop.resilient_cache.ResilientRedisCache",
             "LOCATION": env("CACHE_URL", default=_next_database(REDIS_URL)),
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="feedbackloop"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

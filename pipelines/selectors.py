@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from django.conf import settings
 from django.db.models import QuerySet
 
 from feedbackloop.errors import NotFound
-from pipelines.models import ConfigRevision, Pipeline, SchemaVersion
+from pipelines.models import SLUG_PATTERN, ConfigRevision, Pipeline, SchemaVersion
 
 S = ConfigRevision.Status
 
 
 def pipeline_get(*, slug: str) -> Pipeline:
     """The pipeline with this slug; NotFound naming the known ones otherwise."""
-    pipeline = Pipeline.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+    # A string no slug can be (a NUL byte, say, which PostgreSQL refuses) is simply not found.
+    well_formed = isinstance(slug, str) and re.fullmatch(SLUG_PATTERN, slug) is not None
+    pipeline = Pipeline.objects.filter(slug=slug).first() if well_formed else None
     if pipeline is None:
         known = ", ".join(Pipeline.objects.values_list("slug", flat=True)) or "none yet"
-        raise NotFound(f"no pipeline {slug!r}; known pipelines: {known}", code="unknown_pipeline")
+        shown = repr(slug)[:80]
+        raise NotFound(f"no pipeline {shown}; known pipelines: {known}", code="unknown_pipeline")
     return pipeline
 
 

@@ -56,6 +56,10 @@ class Settings:
     # can become challengers: screening is cheap, a test is not. Thompson sampling re-opens
     # promising configurations, so the best-looking ones collect these reviews.
     verify_reviews: int = 4
+    # An explorer the model already rates as a challenger prospect keeps running (its quota of
+    # `explorer_generations` per step) until it has `verify_reviews` reviews, up to this many
+    # generations: without it, screening waits for Thompson sampling to revisit it by chance.
+    screen_generations: int = 6
     testing_share: float = 0.85  # of the traffic while a challenger the model rates highly runs
     min_testing_share: float = 0.4  # ... and while a modest one runs
     idle_control_share: float = 0.15
@@ -273,6 +277,18 @@ class ImproverPolicy:
                 f"exploring: {reviews} of {s.explorer_reviews} reviews",
             )
         effect = self._model_effect(ctx, arm.revision, ctx.active)
+        if effect is not None and reviews < s.verify_reviews and self._prospect(ctx, effect):
+            generations = int(np.sum(ctx.obs.generations.revision == arm.revision))
+            if generations < s.screen_generations:
+                return ArmDecision(
+                    arm.revision,
+                    "continue",
+                    "continue",
+                    f"screening: the model predicts {effect.estimate:+.2f} [{effect.low:+.2f}, "
+                    f"{effect.high:+.2f}] vs r{ctx.active}; collecting {s.verify_reviews} "
+                    f"reviews ({reviews} so far) before it can be tested",
+                    effect=effect,
+                )
         text = f"explored: {reviews} reviews collected; its ratings stay in the model"
         if effect is not None:
             text += (
@@ -280,6 +296,15 @@ class ImproverPolicy:
                 f"{effect.high:+.2f}] vs r{ctx.active})"
             )
         return ArmDecision(arm.revision, "drop", "explored", text, effect=effect)
+
+    def _prospect(self, ctx: _Step, effect: Interval) -> bool:
+        """Would the model open this configuration as a challenger once it is screened?"""
+        s = self.settings
+        sd = (effect.high - effect.low) / (2 * _z(effect.level))
+        if not (math.isfinite(sd) and sd > 0):
+            return False
+        p_gain = 1 - scipy.stats.norm.cdf((s.min_effect - effect.estimate) / sd)
+        return effect.estimate >= ctx.worthwhile and p_gain >= s.open_probability
 
     def _decide_challenger(self, ctx: _Step, arm: Arm) -> ArmDecision:
         s = self.settings

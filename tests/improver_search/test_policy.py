@@ -210,3 +210,21 @@ def test_no_model_and_no_challenger_with_too_few_revisions(space):
     plan = ImproverPolicy(space, _settings()).step(fb.observations(), ExperimentState(active=0))
     assert all(a.role == "explorer" for a in plan.open)
     assert plan.open and plan.active == 0
+
+
+def test_an_explorer_the_model_rates_a_prospect_keeps_running_until_screened(space):
+    fb = _feedback(space)
+    good = {**fb.revisions[0], "sharpness": 0.7, "speed": 0.5, "crf": 18, "style": "b"}
+    fb.add_revision(300, good, taste(good))
+    arm = Arm(revision=300, role="explorer", control=0, opened=fb.clock)
+    fb.generate(300, reviewers=[1])
+    policy = ImproverPolicy(space, _settings(verify_reviews=3, screen_generations=2))
+    plan = policy.step(fb.observations(), ExperimentState(active=0, arms=[arm]))
+    (decision,) = [d for d in plan.decisions if d.revision == 300]
+    assert decision.action == "continue" and decision.reason.startswith("screening")
+    assert plan.traffic.get(300, 0) > 0
+    # Its generations are capped: once it has had `screen_generations`, it is dropped.
+    fb.generate(300, reviewers=[2])
+    plan = policy.step(fb.observations(), ExperimentState(active=0, arms=[arm]))
+    (decision,) = [d for d in plan.decisions if d.revision == 300]
+    assert decision.action == "drop" and decision.outcome == "explored"
