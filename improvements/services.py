@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from feedbackloop.config import ImprovementCriteria
+from feedbackloop.errors import Conflict
 from feedbackloop.schedules import periodic_task_ensure
 from improvements import experiments
 from improvements.models import AnalysisRun, ExperimentArm, ExperimentDecision
@@ -204,6 +205,10 @@ def _apply(
             f"{len(waiting)} proposal(s) await an admin's approval; no new arms proposed"
         )[:255]
     elif plan.open and active is not None and active.pk == plan.active:
+        if not require_approval:
+            # The running arms take their new (usually smaller) shares first, so that the new
+            # arms' shares fit beside them.
+            _apply_traffic(pipeline, plan, {})
         for new in plan.open:
             revision = revision_create(
                 pipeline=pipeline,
@@ -229,12 +234,22 @@ def _apply(
             changed.append(revision)
             if not require_approval:
                 share = plan.traffic.get(new.key)
-                arm = experiments.revision_approve_as_arm(
-                    revision=revision,
-                    actor=actor,
-                    share=share if share and share < 1 else None,
-                    criteria=criteria,
-                )
+                try:
+                    arm = experiments.revision_approve_as_arm(
+                        revision=revision,
+                        actor=actor,
+                        share=share if share and share < 1 else None,
+                        criteria=criteria,
+                    )
+                except Conflict as exc:
+                    if exc.code != "no_share_left":
+                        raise
+                    # The plan's shares did not fit what is running: split the canary share
+                    # evenly instead (always fits); the next step sets the plan's shares.
+                    logger.warning("%s: %s; the arms split the traffic evenly", pipeline, exc)
+                    arm = experiments.revision_approve_as_arm(
+                        revision=revision, actor=actor, share=None, criteria=criteria
+                    )
                 opened_keys[new.key] = arm.revision_id
                 revision.refresh_from_db()
             proposal_created.send(sender=ConfigRevision, revision=revision)

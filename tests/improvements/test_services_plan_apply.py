@@ -1,0 +1,81 @@
+"""Applying the policy's plan in library mode: new arms always open, whatever the running
+arms' shares were (found by benchmarks/closed_loop.py: an arm that did not fit beside the
+running ones made the whole improver step fail)."""
+
+from __future__ import annotations
+
+import pytest
+
+from improvements import services
+from improvements.criteria import criteria_resolve
+from improvements.experiments import arm_open
+from improvements.models import AnalysisRun, ExperimentArm
+from improvements.search import Interval, NewArm, Plan
+from pipelines.models import ConfigRevision
+from pipelines.services.revisions import revision_create
+
+pytestmark = pytest.mark.django_db
+
+
+def propose(parent: ConfigRevision, **changes) -> ConfigRevision:
+    return revision_create(
+        pipeline=parent.pipeline, params={**parent.params, **changes}, parent=parent
+    )
+
+
+def new_arm(key: str, active: ConfigRevision, **changes) -> NewArm:
+    return NewArm(
+        key=key,
+        params={**active.params, **changes},
+        role="explorer",
+        control=active.pk,
+        alpha=0.01,
+        mixture=1.0,
+        predicted=Interval(0.1, -0.2, 0.4, 0.9),
+        rationale="test",
+        evidence={},
+        changes={k: (active.params.get(k), v) for k, v in changes.items()},
+    )
+
+
+def apply(active: ConfigRevision, plan: Plan) -> None:
+    run = AnalysisRun.objects.create(pipeline=active.pipeline)
+    services._apply(
+        active.pipeline,
+        plan,
+        run,
+        require_approval=False,
+        actor=None,
+        criteria=criteria_resolve().improvement_criteria,
+    )
+
+
+def shares() -> dict[int, float]:
+    running = ExperimentArm.objects.filter(status=ExperimentArm.Status.RUNNING)
+    return dict(running.values_list("revision__number", "share"))
+
+
+def test_running_arms_give_up_traffic_before_the_plans_new_arm_opens(active_revision):
+    running = arm_open(revision=propose(active_revision, crf=20), share=0.8)
+    plan = Plan(
+        active=active_revision.pk,
+        decisions=(),
+        open=(new_arm("n1", active_revision, crf=30),),
+        traffic={running.revision_id: 0.3, "n1": 0.4},
+    )
+    apply(active_revision, plan)
+    assert shares() == {running.revision.number: 0.3, running.revision.number + 1: 0.4}
+
+
+def test_a_new_arm_whose_share_does_not_fit_opens_with_an_even_split(active_revision):
+    running = arm_open(revision=propose(active_revision, crf=20), share=0.8)
+    plan = Plan(
+        active=active_revision.pk,
+        decisions=(),
+        open=(new_arm("n1", active_revision, crf=30),),
+        traffic={"n1": 0.5},  # says nothing of the running arm
+    )
+    apply(active_revision, plan)
+    opened = shares()
+    assert set(opened) == {running.revision.number, running.revision.number + 1}
+    assert sum(opened.values()) < 1
