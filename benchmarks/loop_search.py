@@ -215,7 +215,6 @@ def run_loop(
     fav_quality = quality_of[0]
     n_controls = 1
     quota: dict[int, int] = {}  # generations an arm may still get before the next step
-    per_step: dict[int, int] = {}  # generations each arm may get per step (NewArm.max_generations)
     while store.n_ratings < budget:
         keys = [k for k in traffic if quota.get(k, 1) > 0]
         probs = np.array([traffic[k] for k in keys])
@@ -240,11 +239,10 @@ def run_loop(
         state, traffic, promoted = _apply(plan, state, store, sim, quality_of, challengers)
         new_ids = sorted(set(store.revisions) - opened_before)
         running = {a.revision for a in state.arms}
+        quota = {rid: left for rid, left in quota.items() if rid in running}
         for rid, new in zip(new_ids, plan.open, strict=True):
             if new.max_generations is not None:
-                per_step[rid] = new.max_generations
-        # The plan's allowance is per step: an arm that keeps running gets it again.
-        quota = {rid: left for rid, left in per_step.items() if rid in running}
+                quota[rid] = new.max_generations
         if promoted is not None:
             n_controls += 1
             info = challengers[promoted]

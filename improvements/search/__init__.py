@@ -61,14 +61,11 @@ Design
   samples, and targeted moves from issue reports and weak dimensions, all scored by the model.
 - `memory`: failed changes are not proposed again unless the model is now confident.
 - `arm_data` + `sequential_test`: challengers are tested against the concurrent control on
-  per-generation objective values with frozen reviewer offsets (generations weighted by their
-  number of reviews, via the intraclass correlation measured before the test), by a one-sided
-  normal-mixture
+  per-generation objective values with frozen reviewer offsets, by a one-sided normal-mixture
   confidence sequence; alpha is spent over the challengers of one control (6/(pi^2 k^2));
   futility bound, model-based drop and the guardrails of `improvements.stats` end the others.
 - `allocation`: Dunnett control share, top-two Thompson among challengers, explorers share the
-  rest. Explorers are cheap arms that feed the model and end after a few reviews; one the
-  model already rates as a challenger prospect runs on until it has the reviews to be screened.
+  rest. Explorers are cheap arms that feed the model and end after a few reviews.
 """
 
 from improvements.search.observations import (

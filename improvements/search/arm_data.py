@@ -11,12 +11,6 @@ concurrent control, with reviewer offsets frozen when the arm opened, and guardr
   of the comparison.
 - A generation's value is the mean of its reviews: reviews of one video share that video's
   luck, so the unit of the test is the generation.
-- A generation with more reviews is measured more precisely: with intraclass correlation r
-  (the share of a review's variance that is the video's own luck, shared by its reviews), the
-  mean of k reviews has variance proportional to (1 + (k - 1) r) / k. Its weight in the test
-  is the inverse, k / (1 + (k - 1) r), with r estimated from ratings before the arm opened
-  (fixed before the test, like the offsets; a generation's review count does not depend on
-  its ratings, so the weights keep the test's martingale structure).
 """
 
 from __future__ import annotations
@@ -32,9 +26,6 @@ from improvements.stats import ArmCounts, corrected_means
 
 OFFSET_SHRINKAGE = 3.0
 OFFSET_CLIP = 1.0
-# Without enough generations with several reviews to estimate it, r = 1: equal weights.
-MIN_ICC_GENERATIONS = 20
-ICC_FLOOR = 0.1  # never weigh a 3-review generation more than 2.5 single-review ones
 
 
 @dataclass(frozen=True)
@@ -43,8 +34,6 @@ class ArmData:
     control_values: NDArray[np.float64]
     arm_counts: ArmCounts
     control_counts: ArmCounts
-    arm_weights: NDArray[np.float64] | None = None  # relative precision of each value
-    control_weights: NDArray[np.float64] | None = None
 
 
 def objective_columns(
@@ -90,22 +79,7 @@ def generation_values(
     offsets: Mapping[int, Mapping[int, float]] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """(generation ids, objective values) of the listed generations with a complete review."""
-    gens, values, _ = generation_reviews(obs, generation_ids, objective, offsets)
-    return gens, values
-
-
-def generation_reviews(
-    obs: Observations,
-    generation_ids: NDArray[np.int64],
-    objective: Mapping[str, float],
-    offsets: Mapping[int, Mapping[int, float]] | None = None,
-    *,
-    spread: bool = False,
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
-    """(generation ids, mean objective value, number of complete reviews); with `spread`, the
-    third column is the sum of squared deviations of the reviews from their generation's mean
-    instead of the count (for the intraclass correlation)."""
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
     if generation_ids.size == 0:
         return empty
     r = obs.ratings
@@ -132,76 +106,24 @@ def generation_reviews(
     review_value = total[complete]  # weights sum to 1 over a complete review
     review_gen = reviews[complete, 0]
     gens, gen_idx = np.unique(review_gen, return_inverse=True)
-    gen_idx = gen_idx.ravel()
-    sums = np.bincount(gen_idx, weights=review_value, minlength=gens.size)
-    counts = np.bincount(gen_idx, minlength=gens.size).astype(np.float64)
-    means = sums / counts
-    if spread:
-        squares = np.bincount(
-            gen_idx, weights=(review_value - means[gen_idx]) ** 2, minlength=gens.size
-        )
-        return gens, means, np.stack([counts, squares], axis=1)
-    return gens, means, counts
-
-
-def review_correlation(
-    obs: Observations,
-    before: float,
-    objective: Mapping[str, float],
-    offsets: Mapping[int, Mapping[int, float]] | None = None,
-) -> float:
-    """Intraclass correlation of reviews of one generation, from generations before `before`.
-
-    One-way analysis of variance within revisions: the within-generation variance from
-    generations with several reviews, the generation-to-generation variance from the spread of
-    generation means around their revision's mean, less the review noise they carry.
-    """
-    g = obs.generations
-    ids = g.id[(g.time < before) & ~g.failed]
-    gens, means, stats = generation_reviews(obs, ids, objective, offsets, spread=True)
-    if gens.size == 0:
-        return 1.0
-    counts, squares = stats[:, 0], stats[:, 1]
-    multi = counts > 1
-    if multi.sum() < MIN_ICC_GENERATIONS:
-        return 1.0
-    within = float(squares[multi].sum() / (counts[multi] - 1).sum())
-    order = np.argsort(g.id)
-    revision = g.revision[order][np.searchsorted(g.id[order], gens)]
-    _, rev_idx = np.unique(revision, return_inverse=True)
-    rev_idx = rev_idx.ravel()
-    rev_means = np.bincount(rev_idx, weights=means) / np.bincount(rev_idx)
-    dof = gens.size - rev_means.size
-    if dof < MIN_ICC_GENERATIONS or within <= 0:
-        return 1.0
-    between = float(np.sum((means - rev_means[rev_idx]) ** 2) / dof)
-    luck = max(between - within * float(np.mean(1.0 / counts)), 0.0)
-    return float(min(max(luck / (luck + within), ICC_FLOOR), 1.0))
-
-
-def precision_weights(counts: NDArray[np.float64], icc: float) -> NDArray[np.float64]:
-    """Relative precision of the mean of `counts` reviews (1 for a single review)."""
-    return counts / (1.0 + (counts - 1.0) * icc)
+    sums = np.bincount(gen_idx.ravel(), weights=review_value, minlength=gens.size)
+    counts = np.bincount(gen_idx.ravel(), minlength=gens.size)
+    return gens, sums / counts
 
 
 def arm_data(obs: Observations, arm: Arm, objective: Mapping[str, float]) -> ArmData:
     g = obs.generations
     after = g.time > arm.opened
     offsets = reviewer_offsets(obs, arm.opened, objective)
-    icc = review_correlation(obs, arm.opened, objective, offsets)
     arm_gens = after & (g.revision == arm.revision)
     control_gens = after & (g.revision == arm.control)
-    _, arm_values, arm_n = generation_reviews(obs, g.id[arm_gens & ~g.failed], objective, offsets)
-    _, control_values, control_n = generation_reviews(
-        obs, g.id[control_gens & ~g.failed], objective, offsets
-    )
     return ArmData(
-        arm_values=arm_values,
-        control_values=control_values,
+        arm_values=generation_values(obs, g.id[arm_gens & ~g.failed], objective, offsets)[1],
+        control_values=generation_values(obs, g.id[control_gens & ~g.failed], objective, offsets)[
+            1
+        ],
         arm_counts=_counts(obs, arm_gens),
         control_counts=_counts(obs, control_gens),
-        arm_weights=precision_weights(arm_n, icc),
-        control_weights=precision_weights(control_n, icc),
     )
 
 

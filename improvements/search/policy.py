@@ -33,6 +33,7 @@ from improvements.search.observations import (
 from improvements.search.sequential_test import mixture_for_effect
 from improvements.search.space import ParameterSpace
 from improvements.search.surrogate import Surrogate, Warm, objective_weights_for, surrogate_fit
+from improvements.stats.proportions import wilson_interval
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,6 @@ class Settings:
     # can become challengers: screening is cheap, a test is not. Thompson sampling re-opens
     # promising configurations, so the best-looking ones collect these reviews.
     verify_reviews: int = 4
-    # An explorer the model already rates as a challenger prospect keeps running (its quota of
-    # `explorer_generations` per step) until it has `verify_reviews` reviews, up to this many
-    # generations: without it, screening waits for Thompson sampling to revisit it by chance.
-    screen_generations: int = 6
     testing_share: float = 0.85  # of the traffic while a challenger the model rates highly runs
     min_testing_share: float = 0.4  # ... and while a modest one runs
     idle_control_share: float = 0.15
@@ -277,18 +274,6 @@ class ImproverPolicy:
                 f"exploring: {reviews} of {s.explorer_reviews} reviews",
             )
         effect = self._model_effect(ctx, arm.revision, ctx.active)
-        if effect is not None and reviews < s.verify_reviews and self._prospect(ctx, effect):
-            generations = int(np.sum(ctx.obs.generations.revision == arm.revision))
-            if generations < s.screen_generations:
-                return ArmDecision(
-                    arm.revision,
-                    "continue",
-                    "continue",
-                    f"screening: the model predicts {effect.estimate:+.2f} [{effect.low:+.2f}, "
-                    f"{effect.high:+.2f}] vs r{ctx.active}; collecting {s.verify_reviews} "
-                    f"reviews ({reviews} so far) before it can be tested",
-                    effect=effect,
-                )
         text = f"explored: {reviews} reviews collected; its ratings stay in the model"
         if effect is not None:
             text += (
@@ -296,15 +281,6 @@ class ImproverPolicy:
                 f"{effect.high:+.2f}] vs r{ctx.active})"
             )
         return ArmDecision(arm.revision, "drop", "explored", text, effect=effect)
-
-    def _prospect(self, ctx: _Step, effect: Interval) -> bool:
-        """Would the model open this configuration as a challenger once it is screened?"""
-        s = self.settings
-        sd = (effect.high - effect.low) / (2 * _z(effect.level))
-        if not (math.isfinite(sd) and sd > 0):
-            return False
-        p_gain = 1 - scipy.stats.norm.cdf((s.min_effect - effect.estimate) / sd)
-        return effect.estimate >= ctx.worthwhile and p_gain >= s.open_probability
 
     def _decide_challenger(self, ctx: _Step, arm: Arm) -> ArmDecision:
         s = self.settings
@@ -858,7 +834,9 @@ class ImproverPolicy:
                 lines.append(
                     "Issue reports: "
                     + "; ".join(
-                        f"{i['signal']} on {i['active_rate']:.0%} of r{ctx.active}'s reviews, "
+                        f"{i['signal']} on {i['active_rate']:.0%} of r{ctx.active}'s "
+                        f"{i['reviews']} reviews (95% {i['active_rate_interval'][0]:.0%}–"
+                        f"{i['active_rate_interval'][1]:.0%}), "
                         f"predicted {i['predicted_change']:+.0%}"
                         for i in issues[:3]
                     )
@@ -927,16 +905,17 @@ class ImproverPolicy:
                 continue
             signal = name.split(":", 1)[1]
             m, _ = model.output_difference(name, z, z0)
-            rate = (
-                float(ev.signals[signal][row] / ev.n_reviews[row])
-                if row >= 0 and ev.n_reviews[row]
-                else 0.0
-            )
+            reporting = int(ev.signals[signal][row]) if row >= 0 else 0
+            reviews = int(ev.n_reviews[row]) if row >= 0 else 0
+            rate = reporting / reviews if reviews else 0.0
             if rate >= 0.05 and m[0] < -0.02:
+                low, high = wilson_interval(min(reporting, reviews), reviews)
                 out.append(
                     {
                         "signal": signal,
                         "active_rate": round(rate, 3),
+                        "active_rate_interval": [round(low, 3), round(high, 3)],
+                        "reviews": reviews,
                         "predicted_change": round(float(m[0]), 3),
                     }
                 )

@@ -24,10 +24,7 @@ look keeps the guarantee, so the policy sets it from the predicted effect when i
 
 The variance is a plug-in (each arm's sample variance over generations, shrunk towards a prior
 worth `PRIOR_WEIGHT` generations), which makes the guarantee asymptotic; the decision waits for
-a minimum number of generations per arm. Generations may carry weights w fixed by something
-other than their values (their number of reviews): each arm's mean is then the weighted mean,
-with Var(value) = c / w and c estimated from the weighted residuals (equal weights: the plain
-mean and sample variance). The false-promotion rate is checked in simulation
+a minimum number of generations per arm. The false-promotion rate is checked in simulation
 (tests/improver_search/test_false_promotions.py).
 """
 
@@ -107,8 +104,6 @@ def compare(
     futility_alpha: float,
     rho: float,
     prior_variance: float,
-    arm_weights: ArrayLike | None = None,
-    control_weights: ArrayLike | None = None,
 ) -> Comparison:
     """Always-valid bounds on mean(arm) - mean(control) from per-generation values."""
     a = np.asarray(arm_values, dtype=np.float64)
@@ -116,10 +111,10 @@ def compare(
     n_a, n_c = a.size, c.size
     if n_a == 0 or n_c == 0:
         return Comparison(math.nan, 0.0, -math.inf, math.inf, n_a, n_c, math.nan, math.nan)
-    mean_a, var_a = _weighted(a, arm_weights, prior_variance)
-    mean_c, var_c = _weighted(c, control_weights, prior_variance)
-    diff = mean_a - mean_c
-    info = 1.0 / (var_a + var_c)
+    var_a = _shrunk_variance(a, prior_variance)
+    var_c = _shrunk_variance(c, prior_variance)
+    diff = float(a.mean() - c.mean())
+    info = 1.0 / (var_a / n_a + var_c / n_c)
     return Comparison(
         difference=diff,
         information=info,
@@ -127,24 +122,15 @@ def compare(
         upper=diff + radius(info, rho, futility_alpha),
         n_arm=n_a,
         n_control=n_c,
-        arm_mean=mean_a,
-        control_mean=mean_c,
+        arm_mean=float(a.mean()),
+        control_mean=float(c.mean()),
     )
 
 
-def _weighted(x: np.ndarray, weights: ArrayLike | None, prior: float) -> tuple[float, float]:
-    """(weighted mean, its variance): Var(x_i) = c / w_i, c shrunk towards the prior's value."""
-    w = np.ones(x.size) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != x.shape or not np.all(w > 0):
-        raise ValueError("weights must be positive, one per value")
-    total = float(w.sum())
-    mean = float(np.dot(w, x) / total)
+def _shrunk_variance(x: np.ndarray, prior: float) -> float:
     n = x.size
-    # The prior is the variance of a typical generation value: c = prior / mean(1 / w).
-    prior_c = prior / float(np.mean(1.0 / w))
-    sample_c = float(np.dot(w, (x - mean) ** 2) / (n - 1)) if n > 1 else prior_c
-    scale = ((n - 1) * sample_c + PRIOR_WEIGHT * prior_c) / (n - 1 + PRIOR_WEIGHT)
-    return mean, scale / total
+    sample = float(x.var(ddof=1)) if n > 1 else prior
+    return ((n - 1) * sample + PRIOR_WEIGHT * prior) / (n - 1 + PRIOR_WEIGHT)
 
 
 def alpha_for_challenger(alpha: float, k: int) -> float:

@@ -4,13 +4,7 @@ import numpy as np
 import pytest
 
 from improvements.search import Arm
-from improvements.search.arm_data import (
-    arm_data,
-    precision_weights,
-    review_correlation,
-    reviewer_offsets,
-    unit_variance,
-)
+from improvements.search.arm_data import arm_data, unit_variance
 from improvements.search.decisions import DecisionRules, challenger_decision
 from improvements.search.sequential_test import boundary, compare, mixture_for_effect, radius
 from tests.improver_search.feedback_builder import FeedbackBuilder
@@ -136,34 +130,3 @@ def test_compare_brackets_the_true_difference_of_large_samples():
         a, c, alpha=0.05, futility_alpha=0.1, rho=mixture_for_effect(0.4), prior_variance=0.5
     )
     assert cmp.lower < 0.4 < cmp.upper and cmp.upper - cmp.lower < 0.2
-
-
-def test_a_generation_with_more_reviews_weighs_more_in_the_test():
-    # Three-review generations at 4, single-review ones at 3: the weighted mean leans to 4.
-    values, counts = np.array([4.0, 4.0, 3.0, 3.0]), np.array([3.0, 3.0, 1.0, 1.0])
-    weights = precision_weights(counts, icc=0.2)
-    assert weights[0] == pytest.approx(3 / 1.4) and weights[2] == pytest.approx(1.0)
-    kw = {"alpha": 0.05, "futility_alpha": 0.1, "rho": 1.0, "prior_variance": 0.5}
-    weighted = compare(values, np.full(4, 3.0), arm_weights=weights, **kw)
-    plain = compare(values, np.full(4, 3.0), **kw)
-    assert weighted.arm_mean > plain.arm_mean == pytest.approx(3.5)
-    # Equal weights are the plain test.
-    same = compare(values, np.full(4, 3.0), arm_weights=np.ones(4), **kw)
-    assert same.information == pytest.approx(plain.information)
-
-
-def test_review_correlation_is_low_for_noisy_reviewers_and_high_for_video_luck():
-    noisy = FeedbackBuilder(np.random.default_rng(3), leniency_sd=0.0, random_share=0.0)
-    noisy.add_revision(0, {}, 3.0)
-    for _ in range(80):
-        noisy.generate(0, reviewers=[0, 1, 2])
-    obs = noisy.observations()
-    low = review_correlation(obs, np.inf, OVERALL, reviewer_offsets(obs, np.inf, OVERALL))
-    # Every reviewer of a video gives the same rating: all variance is the video's.
-    agree = FeedbackBuilder(np.random.default_rng(4), leniency_sd=0.0, random_share=0.0)
-    agree.noise[:] = 0.0
-    agree.add_revision(0, {}, 3.0)
-    for _ in range(80):
-        agree.generate(0, reviewers=[0, 1])
-    high = review_correlation(agree.observations(), np.inf, OVERALL)
-    assert low < 0.3 and high > 0.8

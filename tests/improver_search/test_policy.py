@@ -212,19 +212,24 @@ def test_no_model_and_no_challenger_with_too_few_revisions(space):
     assert plan.open and plan.active == 0
 
 
-def test_an_explorer_the_model_rates_a_prospect_keeps_running_until_screened(space):
-    fb = _feedback(space)
-    good = {**fb.revisions[0], "sharpness": 0.7, "speed": 0.5, "crf": 18, "style": "b"}
-    fb.add_revision(300, good, taste(good))
-    arm = Arm(revision=300, role="explorer", control=0, opened=fb.clock)
-    fb.generate(300, reviewers=[1])
-    policy = ImproverPolicy(space, _settings(verify_reviews=3, screen_generations=2))
-    plan = policy.step(fb.observations(), ExperimentState(active=0, arms=[arm]))
-    (decision,) = [d for d in plan.decisions if d.revision == 300]
-    assert decision.action == "continue" and decision.reason.startswith("screening")
-    assert plan.traffic.get(300, 0) > 0
-    # Its generations are capped: once it has had `screen_generations`, it is dropped.
-    fb.generate(300, reviewers=[2])
-    plan = policy.step(fb.observations(), ExperimentState(active=0, arms=[arm]))
-    (decision,) = [d for d in plan.decisions if d.revision == 300]
-    assert decision.action == "drop" and decision.outcome == "explored"
+def test_issue_evidence_gives_the_share_of_reviews_with_an_interval_inside_0_1(space):
+    rng = np.random.default_rng(4)
+    fb = FeedbackBuilder(rng)
+    default = space.complete(space.default())
+    fb.add_revision(0, default, taste(default))
+    for _ in range(16):
+        fb.generate(0, issue="flicker")
+    for r in range(1, 24):
+        params = space.from_unit(rng.random(len(space.tunable)), default)
+        fb.add_revision(r, params, taste(params))
+        for _ in range(2):
+            fb.generate(r)
+    plan = ImproverPolicy(space, _settings(explorers=6)).step(
+        fb.observations(), ExperimentState(active=0)
+    )
+    cited = [i for arm in plan.open for i in arm.evidence.get("issues", [])]
+    assert cited, "the active revision's flicker reports are cited"
+    for issue in cited:
+        low, high = issue["active_rate_interval"]
+        assert 0.0 <= low <= issue["active_rate"] <= high <= 1.0
+    assert any("95%" in arm.rationale and "flicker" in arm.rationale for arm in plan.open)
