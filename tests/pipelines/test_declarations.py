@@ -227,3 +227,16 @@ def test_bad_params_name_every_key():
 def test_params_diff_lists_only_changed_keys():
     assert params_diff({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}) == {"b": (2, 3), "c": (None, 4)}
     assert params_diff(None, {"a": 1}) == {"a": (None, 1)}
+
+
+def test_a_numeric_enum_is_searchable_without_bounds():
+    from pipelines.declarations import declaration_check
+
+    declaration_check(
+        {
+            "properties": {
+                "height": {"type": "integer", "enum": [256, 480, 720], "default": 480},
+                "steps": {"type": "integer", "minimum": 1, "maximum": 100, "default": 30},
+            }
+        }
+    )
