@@ -166,6 +166,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# The cached backend first: new sign-ins use it; sessions made before it existed name the plain
+# ModelBackend and stay valid.
+AUTHENTICATION_BACKENDS = [
+    "feedbackloop.auth_backend.CachedModelBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"

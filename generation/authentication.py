@@ -50,8 +50,13 @@ class WorkerTokenAuthentication(BaseAuthentication):
 class PerCallerThrottle(SimpleRateThrottle):
     """One request budget per worker token, per signed-in user, per IP for anonymous calls.
 
-    Rates come from settings.API_THROTTLE_RATES (read per request, so they can change).
+    Rates come from settings.API_THROTTLE_RATES (read per request, so they can change). On the
+    Redis cache a caller's budget is a counter that starts with their first request and resets
+    after the rate's period (one round trip a request, whatever the rate); on other caches it is
+    DRF's sliding log of request times (a read and a write of the whole log a request).
     """
+
+    _seconds_left: int | None = None
 
     def __init__(self) -> None:
         pass  # the rate depends on the caller, so it is chosen in allow_request
@@ -71,6 +76,11 @@ class PerCallerThrottle(SimpleRateThrottle):
         self.rate = rate
         self.num_requests, self.duration = self.parse_rate(rate)
         self.key = self.cache_format % {"scope": scope, "ident": ident}
+        count_in_window = getattr(self.cache, "count_in_window", None)
+        if count_in_window is not None:
+            # Its own key: the sliding log under self.key is a list, this is a number.
+            count, self._seconds_left = count_in_window(f"{self.key}:n", self.duration)
+            return count <= self.num_requests
         self.history = self.cache.get(self.key, [])
         self.now = self.timer()
         while self.history and self.history[-1] <= self.now - self.duration:
@@ -78,6 +88,11 @@ class PerCallerThrottle(SimpleRateThrottle):
         if len(self.history) >= self.num_requests:
             return self.throttle_failure()
         return self.throttle_success()
+
+    def wait(self) -> float | None:
+        if self._seconds_left is not None:
+            return max(self._seconds_left, 1)
+        return super().wait()
 
 
 class TokenOnlyForApiMiddleware:
