@@ -160,6 +160,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, with a health check that asks the server only when the connection's
+        # socket shows it has something to say (see feedbackloop/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "feedbackloop.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
