@@ -286,6 +286,20 @@ def _values(instance: Model, fields: list[Any]) -> list[Any]:
     return [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
 
 
+def _fresh_values(fields: list[Any], now: Any) -> list[Any]:
+    """What _values() gives for a new, unsaved instance, without building one: `now` for the
+    auto_now(_add) timestamps (the same moment as the review's), each other field's default."""
+    return [
+        f.get_db_prep_save(
+            now
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+            else f.get_default(),
+            connection,
+        )
+        for f in fields
+    ]
+
+
 @functools.cache
 def _insert_statement(vendor: str) -> tuple[str, list[Any], list[Any], list[Any]]:
     """The one-statement write, built once from the models' tables, columns and types."""
@@ -384,6 +398,7 @@ def _review_insert(
         comments=comments.strip(),
         seconds_spent=seconds_spent,
     )
+    review_values = _values(review, review_fields)  # sets review.created_at
     slugs = list(ratings)
     max_end = max((i.end_s for i in issues), default=None)
     params = [
@@ -393,16 +408,16 @@ def _review_insert(
         max_end,
         slugs,
         [ratings[s] for s in slugs],
-        *_values(review, review_fields),
+        *review_values,
         len(slugs),
         generation_id,
-        *_values(IssueReport(), issue_fields),
+        *_fresh_values(issue_fields, review.created_at),
         [i.category for i in issues],
         [int(i.severity) for i in issues],
         [float(i.start_s) for i in issues],
         [float(i.end_s) for i in issues],
         [i.note.strip() for i in issues],
-        *_values(Rating(), rating_fields),
+        *_fresh_values(rating_fields, review.created_at),
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
