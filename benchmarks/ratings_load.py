@@ -25,9 +25,9 @@ and there is no per-reviewer API token. So each simulated reviewer holds a real 
 pays what a browser's request pays: session and user lookup, role check, CSRF check, throttle.
 Logging in (password hashing) happens once per reviewer, not per submission, and is left out.
 
-Why sync workers: a submission is a short, CPU-bound request (a few ms of Python) plus four
-round trips to PostgreSQL. Sync workers run one request per process, with no GIL contention
-between requests; a few more processes than cores cover the database waits (the commit waits
+Why sync workers: a submission is a short, CPU-bound request (2-3 ms of Python) plus one
+round trip to PostgreSQL and three to Redis. Sync workers run one request per process, with no
+GIL contention between requests; a few more processes than cores cover the waits (the commit waits
 for the WAL flush, about 3 ms on this machine's disk). In production a TLS proxy (nginx) in
 front buffers slow clients, which is what sync workers need. Measured on the shared 2-core
 machine, under the same load from other work: 4 sync workers gave the lowest tail latency;
