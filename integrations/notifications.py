@@ -13,7 +13,11 @@ from pipelines.models import APPROVE_PERMISSION, ConfigRevision
 def approvers() -> list[str]:
     """Email addresses of active users who may approve revisions (superusers included)."""
     users = get_user_model().objects.with_perm(
-        APPROVE_PERMISSION, is_active=True, include_superusers=True
+        APPROVE_PERMISSION,
+        is_active=True,
+        include_superusers=True,
+        # The signing-in backend (settings list a second one for older sessions).
+        backend=settings.AUTHENTICATION_BACKENDS[0],
     )
     return sorted({u.email for u in users if u.email})
 
