@@ -62,10 +62,14 @@ def _code_of(exc: exceptions.APIException) -> str:
     return codes if isinstance(codes, str) else exc.default_code
 
 
+def domain_error_status(exc: DomainError) -> int:
+    return next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 400)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        code = next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 400)
-        return Response(error_body(exc.code, exc.message, exc.details), status=code)
+        status_code = domain_error_status(exc)
+        return Response(error_body(exc.code, exc.message, exc.details), status=status_code)
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge(
             "a form field is larger than DATA_UPLOAD_MAX_MEMORY_SIZE; send large data as a file"

@@ -11,6 +11,7 @@ from generation import apis as generation_apis
 from improvements import apis as improvement_apis
 from pipelines import apis as pipeline_apis
 from reviews import apis as review_apis
+from reviews import submission_fast_path as review_fast_path
 
 
 def as_operation(view_class, method: str, operation_id: str):
@@ -67,7 +68,7 @@ v1 = [
     ),
     path(
         "generations/<str:generation_id>/feedback/",
-        review_apis.FeedbackCreateApi.as_view(),
+        review_fast_path.feedback_create,
         name="generation-feedback",
     ),
     path("feedback/summary/", review_apis.FeedbackSummaryApi.as_view(), name="feedback-summary"),
