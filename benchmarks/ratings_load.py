@@ -350,16 +350,16 @@ def profile_hot_path(args: argparse.Namespace, seeded: dict[str, Any]) -> dict[s
     stats = pstats.Stats(prof)
     total = sum(v[3] for k, v in stats.stats.items() if k[2] == "submit") or 1.0
     interesting = (
-        ("session load", "sessions/backends/db.py", "load"),
-        ("user load", "contrib/auth/__init__.py", "get_user"),
+        ("session load", "sessions/backends/cached_db.py", "load"),
+        ("user and role load", "contrib/auth/__init__.py", "get_user"),
         ("role check", "feedbackloop/roles.py", "role_of"),
-        ("DRF authentication", "rest_framework/request.py", "_authenticate"),
-        ("CSRF check", "rest_framework/authentication.py", "enforce_csrf"),
-        ("throttle", "rest_framework/views.py", "check_throttles"),
-        ("JSON parse", "rest_framework/request.py", "_parse"),
+        ("CSRF check", "reviews/submission_fast_path.py", "_csrf_ok"),
+        ("JSON parse", "reviews/submission_fast_path.py", "_body"),
         ("serializer validation", "rest_framework/serializers.py", "is_valid"),
-        ("view post()", "reviews/apis.py", "post"),
-        ("response rendering", "rest_framework/response.py", "rendered_content"),
+        ("throttle", "generation/authentication.py", "allow_request"),
+        ("write (review_record)", "reviews/services.py", "review_record"),
+        ("fast path, all of it", "reviews/submission_fast_path.py", "_submit"),
+        ("DRF view (refusals)", "rest_framework/views.py", "dispatch"),
     )
     breakdown = {}
     for label, path, func in interesting:
