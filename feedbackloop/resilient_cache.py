@@ -1,8 +1,10 @@
-"""A Redis cache that treats an unreachable Redis as an empty cache instead of an error.
+"""The site's Redis cache: an unreachable Redis is an empty cache instead of an error.
 
-The cache holds only what can be recomputed (sessions are also in the database, roles for 30 s,
-throttle counts), so while Redis is down a request should go on without it: a read is a miss,
-a write is skipped and logged. The broker outage test (tests/faults/test_broker_outage.py)
+It also reuses its redis-py clients and counts hits in one round trip (for the API throttle).
+
+The cache holds only what can be recomputed (sessions are also in the database; signed-in users
+and their roles for 30 s; throttle counts), so while Redis is down a request should go on
+without it: a read is a miss, a write is skipped and logged. The broker outage test (tests/faults/test_broker_outage.py)
 posts a generation while Redis is down and expects a 201, not a 500 from the throttle's cache.
 """
 
@@ -88,11 +90,17 @@ class ResilientRedisCache(RedisCache):
         """
         key = self.make_and_validate_key(key)
         try:
-            pipe = self._cache.get_client(key, write=True).pipeline(transaction=False)
+            client = self._cache.get_client(key, write=True)
+            pipe = client.pipeline(transaction=False)
             pipe.set(key, 0, ex=seconds, nx=True)
             pipe.incr(key)
             pipe.ttl(key)
             _, count, left = pipe.execute()
+            if left < 0:
+                # The counter expired between SET and INCR, and INCR made one without an
+                # expiry: give it one, or it would never reset.
+                client.expire(key, seconds)
+                left = seconds
         except UNREACHABLE as exc:
             logger.warning("cache unreachable, count_in_window skipped: %s", exc)
             return 0, 0

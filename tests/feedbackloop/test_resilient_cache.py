@@ -72,3 +72,10 @@ def test_a_hit_counter_counts_from_its_first_hit_and_resets_after_its_period(rea
     assert 0 <= seconds_left <= 1
     time.sleep(1.2)
     assert reachable.count_in_window("k", 1)[0] == 1
+
+
+def test_a_hit_counter_left_without_an_expiry_gets_one(reachable):
+    client = reachable._cache.get_client(write=True)
+    client.set(reachable.make_and_validate_key("k"), 5)  # as if INCR had re-created it
+    assert reachable.count_in_window("k", 30) == (6, 30)
+    assert 0 < client.ttl(reachable.make_and_validate_key("k")) <= 30
