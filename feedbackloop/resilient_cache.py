@@ -4,8 +4,9 @@ It also reuses its redis-py clients and counts hits in one round trip (for the A
 
 The cache holds only what can be recomputed (sessions are also in the database; signed-in users
 and their roles for 30 s; throttle counts), so while Redis is down a request should go on
-without it: a read is a miss, a write is skipped and logged. The broker outage test (tests/faults/test_broker_outage.py)
-posts a generation while Redis is down and expects a 201, not a 500 from the throttle's cache.
+without it: a read is a miss, a write is skipped and logged. The broker outage test
+(tests/faults/test_broker_outage.py) posts a generation while Redis is down and expects a 201,
+not a 500 from the throttle's cache.
 """
 
 from __future__ import annotations
