@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # lease (6 s) runs out and the reconciler (every 2 s) or the task's own retry notices.
 FAULT_SETTINGS = {
     "GENERATION_LEASE_SECONDS": "6",
-    "GENERATION_HEARTBEAT_SECONDS": "1",
+    "GENERATION_HEARTBEAT_SECONDS": "0.25",
     "RECONCILE_EVERY_SECONDS": "2",
     "GENERATION_REDISPATCH_SECONDS": "10",
     "GENERATION_MAX_ATTEMPTS": "3",
@@ -39,12 +39,13 @@ FAULT_SETTINGS = {
     "LITTER_MAX_AGE_SECONDS": "3600",
 }
 
-# A render of about 5-10 s on a 2-core machine: long enough to be killed in the middle.
+# A render of about 2 s on a quiet 2-core machine (5-10 s on a busy one), with a heartbeat every
+# 0.25 s: long enough to be seen, and killed, in the middle.
 SLOW_RENDER = {
     "width": 320,
     "height": 180,
     "fps": 24,
-    "seconds_per_scene": 2.5,
+    "seconds_per_scene": 4.0,
     "transition_seconds": 0.4,
     "preset": "medium",
     "model_variant": "hq",
