@@ -8,6 +8,15 @@ from pipelines.builtin.declaration import DECLARATION, DEFAULT_PARAMS
 from pipelines.declarations import declaration_digest
 from pipelines.models import ConfigRevision, Pipeline, SchemaVersion
 
+# One 1-5 rating for each of the five global rating dimensions (a complete review).
+FIVE = {
+    "visual_quality": 4,
+    "temporal_coherence": 3,
+    "content_relevance": 5,
+    "factual_accuracy": 2,
+    "overall_satisfaction": 4,
+}
+
 
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:

@@ -21,15 +21,12 @@ from generation.models import Generation
 from reviews import services
 from reviews.models import IssueReport, Rating, RatingDimension, Review
 from tests.conftest import skip_or_fail
-from tests.factories import FinishedGenerationFactory, PipelineFactory, RevisionFactory
-
-FIVE = {
-    "visual_quality": 4,
-    "temporal_coherence": 3,
-    "content_relevance": 5,
-    "factual_accuracy": 2,
-    "overall_satisfaction": 4,
-}
+from tests.factories import (
+    FIVE,
+    FinishedGenerationFactory,
+    PipelineFactory,
+    RevisionFactory,
+)
 
 
 @pytest.fixture(autouse=True)

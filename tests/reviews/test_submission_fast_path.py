@@ -14,15 +14,7 @@ from generation.models import Generation
 from generation.services.tokens import worker_token_create
 from reviews import submission_fast_path
 from reviews.models import Review
-from tests.factories import FinishedGenerationFactory
-
-FIVE = {
-    "visual_quality": 4,
-    "temporal_coherence": 3,
-    "content_relevance": 5,
-    "factual_accuracy": 2,
-    "overall_satisfaction": 4,
-}
+from tests.factories import FIVE, FinishedGenerationFactory
 
 pytestmark = pytest.mark.usefixtures("rating_dimensions")
 
