@@ -87,6 +87,20 @@ class FeedbackSummarySerializer(serializers.Serializer):
     active_revision = serializers.DictField(allow_null=True)
 
 
+def feedback_record(reviewer: Any, generation_id: str, data: dict[str, Any]) -> dict[str, str]:
+    """Write a validated FeedbackSerializer body; the 201 body. One SQL statement for a
+    well-formed submission (see services.review_record); DomainErrors propagate."""
+    review = services.review_record(
+        reviewer=reviewer,
+        generation_id=generation_id,
+        ratings=data["ratings"],
+        comments=data["comments"],
+        issues=[services.IssueInput(**issue) for issue in data["issues"]],
+        seconds_spent=data.get("seconds_spent"),
+    )
+    return {"review_id": str(review.id), "generation_id": str(review.generation_id)}
+
+
 class FeedbackCreateApi(APIView):
     permission_classes = [allow(REVIEWER, ADMIN)]
     parser_classes = [LimitedJSONParser]
@@ -106,17 +120,7 @@ class FeedbackCreateApi(APIView):
         except exceptions.APIException:
             generation_or_404(generation_id)  # an unknown generation is a 404 before a bad body
             raise
-        data: dict[str, Any] = serializer.validated_data
-        # One SQL statement for a well-formed submission (see services.review_record).
-        review = services.review_record(
-            reviewer=acting_user(request),
-            generation_id=generation_id,
-            ratings=data["ratings"],
-            comments=data["comments"],
-            issues=[services.IssueInput(**issue) for issue in data["issues"]],
-            seconds_spent=data.get("seconds_spent"),
-        )
-        body = {"review_id": str(review.id), "generation_id": str(review.generation_id)}
+        body = feedback_record(acting_user(request), generation_id, serializer.validated_data)
         return Response(body, status=status.HTTP_201_CREATED)
 
 

@@ -4,9 +4,10 @@ Review submission is the API's busiest write (benchmarks/ratings_load.py: hundre
 reviewers' browsers). A well-formed submission by a signed-in reviewer or admin, with a valid
 CSRF token and within the throttle, is checked here with the same pieces the API view uses — the
 role check (feedbackloop.roles), DRF's CSRF check, FeedbackSerializer, PerCallerThrottle — and
-written by the same service. Anything else (a worker token, no session, a bad token, a body that
-does not parse or validate, another method) goes to `FeedbackCreateApi` untouched, so every
-refusal and its JSON body stay the API's own. Measured: ~15% less web CPU per submission.
+written by the same function (`feedback_record`). Anything else (a worker token, no session, a
+bad token, a body that does not parse or validate, another method) goes to `FeedbackCreateApi`
+untouched, so every refusal and its JSON body stay the API's own. Measured: ~15% less web CPU
+per submission.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.authentication import CSRFCheck
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.utils.json import strict_constant
 
 from feedbackloop.api_errors import domain_error_status, error_body
 from feedbackloop.errors import DomainError
 from feedbackloop.roles import role_of
 from generation.authentication import PerCallerThrottle
-from reviews import services
-from reviews.apis import FeedbackCreateApi, FeedbackSerializer
+from reviews.apis import FeedbackCreateApi, FeedbackSerializer, feedback_record
 
 _api_view = FeedbackCreateApi.as_view()
 _ROLES = FeedbackCreateApi.permission_classes[0].roles  # the view's allow(REVIEWER, ADMIN)
@@ -48,10 +49,12 @@ def _body(request: HttpRequest) -> dict[str, Any] | None:
 
 
 def _csrf_ok(request: HttpRequest) -> bool:
-    """DRF's SessionAuthentication.enforce_csrf, answered as a boolean."""
-    check = CSRFCheck(lambda _request: None)
-    check.process_request(request)
-    return check.process_view(request, None, (), {}) is None
+    """The CSRF check of DRF's SessionAuthentication, answered as a boolean."""
+    try:
+        SessionAuthentication().enforce_csrf(request)
+    except PermissionDenied:
+        return False
+    return True
 
 
 def _submit(request: HttpRequest, generation_id: str) -> HttpResponse | None:
@@ -69,23 +72,14 @@ def _submit(request: HttpRequest, generation_id: str) -> HttpResponse | None:
     throttle = PerCallerThrottle()
     if not throttle.allow_request(request, None):
         return None  # the API view counts it and answers 429 with Retry-After
-    valid = serializer.validated_data
     try:
-        review = services.review_record(
-            reviewer=user,
-            generation_id=generation_id,
-            ratings=valid["ratings"],
-            comments=valid["comments"],
-            issues=[services.IssueInput(**issue) for issue in valid["issues"]],
-            seconds_spent=valid.get("seconds_spent"),
-        )
+        body = feedback_record(user, generation_id, serializer.validated_data)
     except DomainError as exc:
         return JsonResponse(
             error_body(exc.code, exc.message, exc.details),
             status=domain_error_status(exc),
             json_dumps_params=_COMPACT,
         )
-    body = {"review_id": str(review.id), "generation_id": str(review.generation_id)}
     return JsonResponse(body, status=201, json_dumps_params=_COMPACT)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import select
 
 from django.db.backends.postgresql import base
+from psycopg import pq
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -27,8 +28,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         connection = self.connection
         if connection is None or connection.closed:
             return False
-        idle = connection.info.transaction_status == connection.info.transaction_status.IDLE
-        if idle:
+        if connection.info.transaction_status == pq.TransactionStatus.IDLE:
             try:
                 readable, _, _ = select.select([connection.fileno()], [], [], 0)
             except (OSError, ValueError):

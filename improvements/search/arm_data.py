@@ -117,11 +117,11 @@ def arm_data(obs: Observations, arm: Arm, objective: Mapping[str, float]) -> Arm
     offsets = reviewer_offsets(obs, arm.opened, objective)
     arm_gens = after & (g.revision == arm.revision)
     control_gens = after & (g.revision == arm.control)
+    _, arm_values = generation_values(obs, g.id[arm_gens & ~g.failed], objective, offsets)
+    _, control_values = generation_values(obs, g.id[control_gens & ~g.failed], objective, offsets)
     return ArmData(
-        arm_values=generation_values(obs, g.id[arm_gens & ~g.failed], objective, offsets)[1],
-        control_values=generation_values(obs, g.id[control_gens & ~g.failed], objective, offsets)[
-            1
-        ],
+        arm_values=arm_values,
+        control_values=control_values,
         arm_counts=_counts(obs, arm_gens),
         control_counts=_counts(obs, control_gens),
     )

@@ -43,20 +43,20 @@ def test_a_signed_in_user_is_read_from_the_database_once_then_from_the_cache():
     assert user_selects(captured) == 0
 
 
-def test_a_deactivated_user_is_refused_on_the_next_request():
-    user = reviewer()
-    client = signed_in(user)
-    assert client.get(FEEDBACK_SUMMARY).status_code == 200
+def deactivate(user) -> None:
     user.is_active = False
-    user.save()
-    assert client.get(FEEDBACK_SUMMARY).status_code in (401, 403)
 
 
-def test_a_new_password_ends_the_other_sessions_on_their_next_request():
+def new_password(user) -> None:
+    user.set_password("another long password")
+
+
+@pytest.mark.parametrize("change", [deactivate, new_password])
+def test_an_account_change_ends_its_sessions_on_their_next_request(change):
     user = reviewer()
     client = signed_in(user)
     assert client.get(FEEDBACK_SUMMARY).status_code == 200
-    user.set_password("another long password")
+    change(user)
     user.save()
     assert client.get(FEEDBACK_SUMMARY).status_code in (401, 403)
 
