@@ -171,6 +171,7 @@ METRIC_CLAIMS: dict[str, tuple[tuple[str, ...], int]] = {
     "sharpness": (("blur",), -1),
     "noise_sigma": (("noise",), +1),
     "blockiness": (("crf",), +1),
+    "quantizer": (("crf",), +1),
     "flicker": (("flicker",), +1),
     "jitter": (("drop", "duplicate", "freeze", "judder"), +1),
     "text_cer": (("text",), +1),

@@ -51,6 +51,7 @@ CORRELATED_METRICS = (
     "sharpness",
     "noise_sigma",
     "blockiness",
+    "quantizer",
     "flicker",
     "temporal_ssim",
     "warp_error",

@@ -13,12 +13,13 @@ from . import composites
 from .decoding import VideoReader
 from .errors import VideoMetricsError
 from .ocr import TextChecker, normalize_text
+from .quantizer import frame_qp
 from .scaling import ANALYSIS_SHORT_SIDE, Ladder
 from .scripts import Scene, parse_script
 from .spatial import blockiness, clipped_fraction, colorfulness, noise_sigma, sharpness
 from .temporal import REGION_GRID, FlowMeter, PairLog, motion_mad, ssim
 
-METRICS_VERSION = 2
+METRICS_VERSION = 3
 
 # Sampling (see docs/metrics.md): spatial metrics on every SPATIAL_EVERY-th frame, the
 # diagnostic SSIM and optical flow on every PAIR_EVERY-th consecutive pair (at half the
@@ -81,7 +82,7 @@ def analyze_video(
         checker = TextChecker(scenes, info.duration_s, threads) if ocr and has_text else None
         pairs = PairLog()
         flow = FlowMeter()
-        sharp, noise, block, colour, clipped, luma = (_Mean() for _ in range(6))
+        sharp, noise, block, colour, clipped, luma, qp = (_Mean() for _ in range(7))
         ladder: Ladder | None = None
         prev_t = prev2_t = None
         prev_small = None
@@ -108,6 +109,9 @@ def analyze_video(
                 t = t.copy()  # kept as the previous frame after the decoder reuses the buffer
             mean = cv2.mean(t)[0]
             luma.add(mean)
+            frame_q = frame_qp(f.frame)
+            if frame_q is not None:
+                qp.add(frame_q)
             pairs.add_frame(mean)
 
             # The diagnostic pair (k, k + 1), k ≡ 0 mod PAIR_EVERY, at half the temporal level.
@@ -197,6 +201,7 @@ def analyze_video(
         "sharpness": _sig(sharp.value),
         "noise_sigma": _sig(noise.value),
         "blockiness": _sig(block.value),
+        "quantizer": _sig(qp.value),
         "colorfulness": _sig(colour.value),
         "exposure_clipped": _sig(clipped.value),
         "mean_luma": _sig(luma.value),

@@ -44,7 +44,7 @@ ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 # Which metrics may explain which rating dimension; other dimensions (e.g. overall
 # satisfaction) may use every metric of every composite.
 _TABLES = {
-    "visual_quality": composites.VISUAL_QUALITY,
+    "visual_quality": {**composites.VISUAL_QUALITY, **composites.VISUAL_QUALITY_FACTORS},
     "temporal_coherence": composites.TEMPORAL_COHERENCE,
 }
 DEFAULT_COMPOSITE = {
@@ -76,6 +76,10 @@ def _number(value: object) -> float | None:
         return None
     x = float(value)
     return x if math.isfinite(x) else None
+
+
+# Share of the rated generations that must have a metric for the model to use it.
+MIN_PRESENT_SHARE = 0.9
 
 
 def features_for(dimension: str) -> tuple[str, ...]:
@@ -188,14 +192,21 @@ def calibrate_dimension(
     seed: int = 0,
 ) -> DimensionModel:
     """Fit one dimension (see the module docstring); `ratings`: generation id → mean rating."""
-    features = features_for(dimension)
+    rated = [
+        (m, y)
+        for m, y in ((metrics.get(g), _number(r)) for g, r in ratings.items())
+        if m is not None and y is not None
+    ]
+    # A metric this pipeline's videos do not have (`quantizer` for a codec that exports no
+    # H.264 QP) is left out of the model rather than every generation that lacks it.
+    features = tuple(
+        f
+        for f in features_for(dimension)
+        if sum(feature_value(f, m) is not None for m, _ in rated) >= MIN_PRESENT_SHARE * len(rated)
+    )
     rows, ys, defaults = [], [], []
     composite = DEFAULT_COMPOSITE.get(dimension)
-    for gen_id, rating in ratings.items():
-        m = metrics.get(gen_id)
-        y = _number(rating)
-        if m is None or y is None:
-            continue
+    for m, y in rated:
         x = [feature_value(f, m) for f in features]
         if any(v is None for v in x):
             continue

@@ -6,6 +6,8 @@ Every raw metric goes through a documented monotone map with one anchor, the val
 `rising(x) = 1 - falling(x)` for "higher is better". Composites are weighted geometric means of
 the scores, so one severe defect pulls the composite down and cannot be averaged away by a
 perfect score elsewhere. A missing metric (None) is left out and the weights renormalised.
+visual_quality is then multiplied by its factors (the quantiser score to a power), which are
+left out (factor 1) when missing.
 These defaults are the ones benchmarks/metric_validity.py validated against SSIM/PSNR (table in
 docs/metrics.md); videometrics.calibration refits them per pipeline on human ratings. Change
 METRICS_VERSION when they change.
@@ -41,6 +43,13 @@ VISUAL_QUALITY: dict[str, tuple[ScoreMap, float]] = {
     "blockiness": (ScoreMap("blockiness", 0.4, 2.0, False, offset=0.15), 0.25),
     "exposure_clipped": (ScoreMap("exposure_clipped", 0.15, 2.0, False), 0.08),
     "colorfulness": (ScoreMap("colorfulness", 15.0, 2.0, True), 0.07),
+}
+# Factors scale the picture's composite instead of joining its mean: the encoder's quantiser
+# (videometrics.quantizer) says how much of the picture was thrown away whatever the picture now
+# looks like — grain wiped out by compression looks *cleaner* to noise_sigma — and averaging it
+# in would dilute every other term's effect. name: (map, exponent).
+VISUAL_QUALITY_FACTORS: dict[str, tuple[ScoreMap, float]] = {
+    "quantizer": (ScoreMap("quantizer", 14.0, 3.0, False, offset=20.0), 0.7),
 }
 TEMPORAL_COHERENCE: dict[str, tuple[ScoreMap, float]] = {
     "jitter": (ScoreMap("jitter", 0.12, 2.0, False), 0.6),
@@ -82,7 +91,12 @@ def weighted_geometric_mean(
 
 
 def visual_quality(metrics: Mapping[str, object]) -> float | None:
-    return weighted_geometric_mean(scores(metrics, VISUAL_QUALITY), VISUAL_QUALITY)
+    picture = weighted_geometric_mean(scores(metrics, VISUAL_QUALITY), VISUAL_QUALITY)
+    if picture is None:
+        return None
+    for name, score in scores(metrics, VISUAL_QUALITY_FACTORS).items():
+        picture *= max(score, _FLOOR) ** VISUAL_QUALITY_FACTORS[name][1]
+    return picture
 
 
 def temporal_coherence(metrics: Mapping[str, object]) -> float | None:

@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from .errors import VideoMetricsError
+from .quantizer import DECODER_OPTIONS
 
 # 8-bit planar YUV layouts whose planes can be read as is. Semi-planar (nv12) and high-bit-depth
 # formats are converted to yuv420p instead.
@@ -162,6 +163,8 @@ class VideoReader:
             else:
                 self.stream.thread_type = "AUTO"
                 self.stream.codec_context.thread_count = threads or 0
+            # Every frame carries its quantiser parameters (videometrics.quantizer).
+            self.stream.codec_context.options = dict(DECODER_OPTIONS)
             self.info = _stream_info(self.container, self.stream)
         except BaseException:
             self.container.close()

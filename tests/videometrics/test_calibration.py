@@ -72,3 +72,13 @@ def test_factual_accuracy_is_calibrated_on_text_cer_alone() -> None:
     model = calibrate_composites(metrics, ratings)["factual_accuracy"]
     assert model.features == ("text_cer",)
     assert model.held_out_rmse is not None and model.held_out_rmse < 0.2
+
+
+def test_a_metric_the_codec_does_not_export_is_left_out_not_the_generations() -> None:
+    # These generations have no `quantizer` (a codec without H.264 QP), the rest is there.
+    metrics = _generations(80, seed=4)
+    assert all("quantizer" not in m for m in metrics.values())
+    ratings = {g: {"visual_quality": 1.0 + 4.0 * m["visual_quality"]} for g, m in metrics.items()}
+    model = calibrate_composites(metrics, ratings)["visual_quality"]
+    assert "quantizer" not in model.features and "sharpness" in model.features
+    assert model.n == 80

@@ -293,3 +293,44 @@ def test_luma_is_read_from_the_y_plane_honouring_the_stride(tmp_path) -> None:
             chroma = f.chroma()
             assert chroma is not None and chroma[0].shape == (48, 165)
     assert math.isfinite(laplacian_variance(f.y))
+
+
+def test_quantizer_reads_every_macroblocks_qp_from_the_side_data(tmp_path) -> None:
+    import av
+
+    from videometrics.quantizer import DECODER_OPTIONS, frame_qp
+    from videometrics.synthetic import encode_frames, synthetic_frames
+
+    # x264's adaptive quantisation gives macroblocks their own offsets from the frame's QP.
+    path = encode_frames(synthetic_frames(320, 192, 24, 0.5), tmp_path / "aq.mp4", 24, crf=30)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = dict(DECODER_OPTIONS)
+        for frame in container.decode(stream):
+            params = frame.side_data.get(av.sidedata.sidedata.Type.VIDEO_ENC_PARAMS)
+            assert frame_qp(frame) == pytest.approx(float(params.qp_map().mean()))
+
+
+def test_reading_the_qp_leaves_no_cycle_that_keeps_decoded_frames_alive(tmp_path) -> None:
+    # `frame.side_data` caches a container on the frame that points back at it: such frames are
+    # freed only by the garbage collector (115 MB more peak memory at 720p).
+    import gc
+
+    import av
+    from av.sidedata.sidedata import SideData, SideDataContainer
+
+    from videometrics.quantizer import DECODER_OPTIONS, frame_qp
+    from videometrics.synthetic import encode_frames, synthetic_frames
+
+    path = encode_frames(synthetic_frames(320, 192, 24, 0.2), tmp_path / "q.mp4", 24)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = dict(DECODER_OPTIONS)
+        frame = next(container.decode(stream))
+        assert frame_qp(frame) is not None
+        holders = [
+            r for r in gc.get_referrers(frame) if isinstance(r, SideData | SideDataContainer)
+        ]
+        assert holders == []
+        assert frame.side_data is not None  # PyAV's cached property: the check can fail
+        assert [r for r in gc.get_referrers(frame) if isinstance(r, SideDataContainer)]

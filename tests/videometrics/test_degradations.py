@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from videometrics import METRICS_VERSION
+from videometrics import METRICS_VERSION, analyze_video
+from videometrics.synthetic import encode_frames, synthetic_frames
+
+# Small clips of their own for the grain and codec checks.
+WIDTH, HEIGHT, FPS = 320, 192, 24
+TEXTS = ("Solar power saves money", "Panels last decades")
 
 REQUIRED_KEYS = {
     "frames",
@@ -18,6 +24,7 @@ REQUIRED_KEYS = {
     "sharpness",
     "noise_sigma",
     "blockiness",
+    "quantizer",
     "colorfulness",
     "exposure_clipped",
     "flicker",
@@ -101,6 +108,37 @@ def test_compression_removing_detail_does_not_read_as_better_quality(clips) -> N
     # make the video look "cleaner" to visual_quality.
     clean, crushed = clips.metrics("clean"), clips.metrics("compressed")
     assert crushed["visual_quality"] < clean["visual_quality"]
+
+
+def test_quantizer_reads_the_encoders_qp_and_rises_with_crf(clips) -> None:
+    clean, mid, crushed = (clips.metrics(n) for n in ("clean", "crf_33", "compressed"))
+    # x264's CRF mode picks QPs near the CRF (lower for I frames, higher for B frames).
+    assert 12.0 < clean["quantizer"] < 26.0  # encoded at CRF 20
+    assert clean["quantizer"] + 8 < mid["quantizer"] < crushed["quantizer"]
+    assert crushed["quantizer"] == pytest.approx(51.0, abs=1.0)
+
+
+def test_grain_wiped_out_by_compression_does_not_read_as_cleaner(tmp_path) -> None:
+    # A no-reference noise measure sees the grain vanish as CRF rises and would call the clip
+    # cleaner; the QP the encoder used says what was thrown away.
+    rng = np.random.default_rng(3)
+    base = synthetic_frames(WIDTH, HEIGHT, FPS, 1.5, TEXTS)
+    grainy = [np.clip(f + rng.normal(0, 14, f.shape), 0, 255).astype(np.uint8) for f in base]
+    scores = [
+        analyze_video(encode_frames(grainy, tmp_path / f"g{crf}.mp4", FPS, crf=crf), ocr=False)
+        for crf in (18, 28, 38)
+    ]
+    assert scores[0]["noise_sigma"] > scores[1]["noise_sigma"]  # the grain is wiped out ...
+    vq = [m["visual_quality"] for m in scores]
+    assert vq[0] > vq[1] > vq[2]  # ... and visual_quality still falls
+
+
+def test_quantizer_is_left_out_for_codecs_without_h264_qp(tmp_path) -> None:
+    frames = synthetic_frames(WIDTH, HEIGHT, FPS, 1.0, TEXTS)
+    path = encode_frames(frames, tmp_path / "mpeg4.mp4", FPS, codec="mpeg4")
+    m = analyze_video(path, ocr=False)
+    assert m["quantizer"] is None
+    assert 0.0 < m["visual_quality"] <= 1.0  # the other metrics still make the composite
 
 
 def test_temporal_defects_leave_visual_quality_alone(clips) -> None:
