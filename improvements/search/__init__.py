@@ -62,7 +62,7 @@ Design
 - `memory`: failed changes are not proposed again unless the model is now confident.
 - `arm_data` + `sequential_test`: challengers are tested against the concurrent control on
   per-generation objective values with frozen reviewer offsets, by a one-sided normal-mixture
-  confidence sequence; alpha is spent over the challengers of one control (6/(pi^2 k^2));
+  confidence sequence; alpha is split (Bonferroni) over the challengers running at once;
   futility bound, model-based drop and the guardrails of `improvements.stats` end the others.
 - `allocation`: Dunnett control share, top-two Thompson among challengers, explorers share the
   rest. Explorers are cheap arms that feed the model and end after a few reviews.

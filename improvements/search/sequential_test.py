@@ -131,14 +131,3 @@ def _shrunk_variance(x: np.ndarray, prior: float) -> float:
     n = x.size
     sample = float(x.var(ddof=1)) if n > 1 else prior
     return ((n - 1) * sample + PRIOR_WEIGHT * prior) / (n - 1 + PRIOR_WEIGHT)
-
-
-def alpha_for_challenger(alpha: float, k: int) -> float:
-    """Error budget of the k-th challenger (1-based) tested against one control.
-
-    alpha * 6 / (pi^2 k^2) sums to alpha over all k, so the chance that *any* challenger of one
-    control is promoted without being better stays <= alpha, however many are opened.
-    """
-    if k < 1:
-        raise ValueError("k counts from 1")
-    return alpha * 6.0 / (math.pi**2 * k * k)
