@@ -43,7 +43,7 @@ def frame_qp(frame: Any) -> float | None:
     # Read the blocks' offsets straight from the side-data buffer (PyAV's qp_map() builds the
     # same numbers in a Python loop: 25 times slower, a third of the metrics pass at 360p).
     # H.264 blocks are all 16×16 macroblocks, so the plain mean is the area-weighted one.
-    words = np.frombuffer(params, dtype=np.int32)
+    words = np.frombuffer(params, dtype=np.int32, count=params.buffer_size // 4)
     first = params.blocks_offset // 4 + _DELTA_QP_INDEX
     step = params.block_size // 4
     deltas = words[first : first + step * params.nb_blocks : step]
