@@ -9,8 +9,11 @@ concurrent control, with reviewer offsets frozen when the arm opened, and guardr
   so they are fixed before the test's first rating and the test stays valid; a reviewer new
   since then gets 0. Removing leniency this way takes most of the between-reviewer spread out
   of the comparison.
-- A generation's value is the mean of its reviews: reviews of one video share that video's
-  luck, so the unit of the test is the generation.
+- Each review also carries its reviewer's reliability weight (`reviewer_reliability`), fitted
+  on the same early ratings: a generation's value is the weighted mean of its reviews (reviews
+  of one video share that video's luck, so the unit of the test is the generation) and its
+  weight is the sum of theirs. The test weights generations by it; the weights depend only on
+  who reviewed, not on what they rated after the arm opened, so the means stay unbiased.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from improvements.search.observations import Arm, Observations
+from improvements.search.reviewer_reliability import reliability_weights, weights_of
 from improvements.stats import ArmCounts, corrected_means
 
 OFFSET_SHRINKAGE = 3.0
@@ -32,6 +36,8 @@ OFFSET_CLIP = 1.0
 class ArmData:
     arm_values: NDArray[np.float64]
     control_values: NDArray[np.float64]
+    arm_weights: NDArray[np.float64]  # each generation's reliability weight
+    control_weights: NDArray[np.float64]
     arm_counts: ArmCounts
     control_counts: ArmCounts
 
@@ -44,53 +50,83 @@ def objective_columns(
     return idx, w / w.sum()
 
 
-def reviewer_offsets(
+@dataclass(frozen=True)
+class ReviewerCorrections:
+    """What the ratings given before a time say about each reviewer."""
+
+    offsets: dict[int, dict[int, float]]  # objective dimension index -> {reviewer: offset}
+    weights: dict[int, float]  # reviewer -> relative weight of one rating (1 = the pool)
+
+
+def reviewer_corrections(
     obs: Observations, before: float, objective: Mapping[str, float]
-) -> dict[int, dict[int, float]]:
-    """dimension index -> {reviewer id: offset} from ratings that arrived before `before`."""
+) -> ReviewerCorrections:
+    """Offsets (objective dimensions) and reliability weights (all dimensions) from the ratings
+    that arrived before `before`."""
     r = obs.ratings
-    out: dict[int, dict[int, float]] = {}
-    dims, _ = objective_columns(obs.dimensions, objective)
+    objective_dims, _ = objective_columns(obs.dimensions, objective)
     early = r.time < before
-    for d in dims:
+    offsets: dict[int, dict[int, float]] = {int(d): {} for d in objective_dims}
+    residual_reviewer: list[np.ndarray] = []
+    residuals: list[np.ndarray] = []
+    for d in np.unique(r.dimension[early]):
         mask = early & (r.dimension == d)
         if mask.sum() < 2:
-            out[int(d)] = {}
             continue
         revisions, rev_idx = np.unique(r.revision[mask], return_inverse=True)
         reviewers, rvw_idx = np.unique(r.reviewer[mask], return_inverse=True)
+        rev_idx, rvw_idx = rev_idx.ravel(), rvw_idx.ravel()
         fit = corrected_means(
-            rev_idx.ravel(),
-            rvw_idx.ravel(),
+            rev_idx,
+            rvw_idx,
             r.value[mask],
             n_revisions=revisions.size,
             n_reviewers=reviewers.size,
             shrinkage=OFFSET_SHRINKAGE,
         )
-        offsets = np.clip(np.nan_to_num(fit.reviewer_offset), -OFFSET_CLIP, OFFSET_CLIP)
-        out[int(d)] = {int(j): float(o) for j, o in zip(reviewers, offsets, strict=True)}
-    return out
+        fitted_offset = np.nan_to_num(fit.reviewer_offset)
+        residual_reviewer.append(r.reviewer[mask])
+        residuals.append(r.value[mask] - fit.mean[rev_idx] - fitted_offset[rvw_idx])
+        if int(d) in offsets:
+            clipped = np.clip(fitted_offset, -OFFSET_CLIP, OFFSET_CLIP)
+            offsets[int(d)] = {int(j): float(o) for j, o in zip(reviewers, clipped, strict=True)}
+    weights = (
+        reliability_weights(np.concatenate(residual_reviewer), np.concatenate(residuals))
+        if residuals
+        else {}
+    )
+    return ReviewerCorrections(offsets, weights)
+
+
+@dataclass(frozen=True)
+class GenerationValues:
+    ids: NDArray[np.int64]
+    values: NDArray[np.float64]  # reliability-weighted mean of the generation's reviews
+    weights: NDArray[np.float64]  # sum of its reviews' reliability weights
+
+    @classmethod
+    def empty(cls) -> GenerationValues:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
 
 
 def generation_values(
     obs: Observations,
     generation_ids: NDArray[np.int64],
     objective: Mapping[str, float],
-    offsets: Mapping[int, Mapping[int, float]] | None = None,
-) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """(generation ids, objective values) of the listed generations with a complete review."""
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    corrections: ReviewerCorrections | None = None,
+) -> GenerationValues:
+    """Objective values of the listed generations that have a complete review."""
     if generation_ids.size == 0:
-        return empty
+        return GenerationValues.empty()
     r = obs.ratings
     dims, weights = objective_columns(obs.dimensions, objective)
     mask = np.isin(r.generation, generation_ids) & np.isin(r.dimension, dims)
     if not mask.any():
-        return empty
+        return GenerationValues.empty()
     gen, rvw, dim, val = r.generation[mask], r.reviewer[mask], r.dimension[mask], r.value[mask]
-    if offsets:
+    if corrections is not None:
         shift = np.zeros(val.size)
-        for d, by_reviewer in offsets.items():
+        for d, by_reviewer in corrections.offsets.items():
             rows = np.flatnonzero(dim == d)
             if by_reviewer and rows.size:
                 shift[rows] = [by_reviewer.get(int(j), 0.0) for j in rvw[rows]]
@@ -104,24 +140,28 @@ def generation_values(
     covered = np.bincount(review_idx, weights=weight_of_dim[dim], minlength=n_reviews)
     complete = covered > 1 - 1e-9
     review_value = total[complete]  # weights sum to 1 over a complete review
-    review_gen = reviews[complete, 0]
+    review_gen, review_reviewer = reviews[complete, 0], reviews[complete, 1]
+    review_weight = weights_of(review_reviewer, corrections.weights if corrections else {})
     gens, gen_idx = np.unique(review_gen, return_inverse=True)
-    sums = np.bincount(gen_idx.ravel(), weights=review_value, minlength=gens.size)
-    counts = np.bincount(gen_idx.ravel(), minlength=gens.size)
-    return gens, sums / counts
+    gen_idx = gen_idx.ravel()
+    sums = np.bincount(gen_idx, weights=review_weight * review_value, minlength=gens.size)
+    gen_weight = np.bincount(gen_idx, weights=review_weight, minlength=gens.size)
+    return GenerationValues(gens, sums / gen_weight, gen_weight)
 
 
 def arm_data(obs: Observations, arm: Arm, objective: Mapping[str, float]) -> ArmData:
     g = obs.generations
     after = g.time > arm.opened
-    offsets = reviewer_offsets(obs, arm.opened, objective)
+    corrections = reviewer_corrections(obs, arm.opened, objective)
     arm_gens = after & (g.revision == arm.revision)
     control_gens = after & (g.revision == arm.control)
-    _, arm_values = generation_values(obs, g.id[arm_gens & ~g.failed], objective, offsets)
-    _, control_values = generation_values(obs, g.id[control_gens & ~g.failed], objective, offsets)
+    arm_values = generation_values(obs, g.id[arm_gens & ~g.failed], objective, corrections)
+    control_values = generation_values(obs, g.id[control_gens & ~g.failed], objective, corrections)
     return ArmData(
-        arm_values=arm_values,
-        control_values=control_values,
+        arm_values=arm_values.values,
+        control_values=control_values.values,
+        arm_weights=arm_values.weights,
+        control_weights=control_values.weights,
         arm_counts=_counts(obs, arm_gens),
         control_counts=_counts(obs, control_gens),
     )
@@ -143,22 +183,26 @@ def _counts(obs: Observations, mask: NDArray[np.bool_]) -> ArmCounts:
 
 
 def unit_variance(obs: Observations, objective: Mapping[str, float]) -> float:
-    """Pooled within-revision variance of generation values: the test's prior variance.
+    """Pooled within-revision variance of a generation value of weight 1: the test's prior.
 
-    Values are offset-corrected like the tests' (offsets from all ratings so far), so the prior
-    matches the variance the tests actually see rather than inflating it with leniency.
+    Values are corrected and weighted like the tests' (offsets and weights from all ratings so
+    far), so the prior matches the variance the tests actually see rather than inflating it with
+    leniency; a generation of weight w has variance ~ this / w.
     """
     g = obs.generations
     ok = ~g.failed
-    offsets = reviewer_offsets(obs, np.inf, objective)
-    gens, values = generation_values(obs, g.id[ok], objective, offsets)
-    if values.size < 5:
+    gv = generation_values(obs, g.id[ok], objective, reviewer_corrections(obs, np.inf, objective))
+    if gv.values.size < 5:
         return 1.0
     order = np.argsort(g.id)
-    revision = g.revision[order][np.searchsorted(g.id[order], gens)]
+    revision = g.revision[order][np.searchsorted(g.id[order], gv.ids)]
     _, rev_idx = np.unique(revision, return_inverse=True)
     rev_idx = rev_idx.ravel()
-    means = np.bincount(rev_idx, weights=values) / np.bincount(rev_idx)
-    resid = values - means[rev_idx]
-    dof = values.size - means.size
-    return float(np.sum(resid**2) / dof) if dof > 3 else float(np.var(values))
+    w = gv.weights
+    means = np.bincount(rev_idx, weights=w * gv.values) / np.bincount(rev_idx, weights=w)
+    resid = gv.values - means[rev_idx]
+    dof = gv.values.size - means.size
+    if dof <= 3:
+        return float(np.var(gv.values))
+    # E[w^2 r^2] = w * phi for a value of variance phi / w (the sandwich form of the test).
+    return float(np.sum(w * w * resid**2) / np.sum(w) * gv.values.size / dof)

@@ -55,6 +55,8 @@ def challenger_decision(
         futility_alpha=rules.futility_alpha,
         rho=arm.mixture or mixture_for_effect(0.5),
         prior_variance=prior_variance,
+        arm_weights=data.arm_weights,
+        control_weights=data.control_weights,
     )
     effect = None
     if math.isfinite(cmp.lower) and math.isfinite(cmp.upper):

@@ -5,7 +5,8 @@ revisions, not of ratings:
 
 - per dimension, the reviewer-bias-corrected mean (`improvements.stats.corrected_means`, all
   revisions fitted together so that every reviewer's leniency is estimated from everything they
-  rated), its rating count and the pooled residual variance;
+  rated), weighted by each reviewer's reliability (`reviewer_reliability`), its effective
+  rating count and the pooled residual variance;
 - generations with ratings and reviews (a review = one reviewer's ratings of one generation);
 - issue signals: for each category, and for each frequent word of free-text notes (as
   `other:<word>`), how many reviews reported it;
@@ -23,6 +24,7 @@ from numpy.typing import NDArray
 
 from improvements.search.issue_signals import note_tokens
 from improvements.search.observations import Observations
+from improvements.search.reviewer_reliability import reliability_weights, weights_of
 from improvements.stats import corrected_means
 
 # A note word becomes its own signal once this many reviews used it.
@@ -63,6 +65,8 @@ def evidence_gather(obs: Observations) -> Evidence:
     rating_row = row_of(r.revision)
     if r.value.size:
         reviewers, reviewer_idx = np.unique(r.reviewer, return_inverse=True)
+        reviewer_idx = reviewer_idx.ravel()
+        corrected = np.full(r.value.size, np.nan)  # each rating minus its reviewer's offset
         for d in range(n_dims):
             mask = r.dimension == d
             if mask.sum() < 2:
@@ -74,9 +78,26 @@ def evidence_gather(obs: Observations) -> Evidence:
                 n_revisions=n_rev,
                 n_reviewers=reviewers.size,
             )
-            mean[:, d] = fit.mean
-            n_ratings[:, d] = fit.n
+            corrected[mask] = r.value[mask] - fit.reviewer_offset[reviewer_idx[mask]]
             residual_var[d] = fit.residual_sd**2
+        # The revision means are the precision-weighted means of the corrected ratings (the
+        # unweighted ones are exactly the offset model's means); `n_ratings` is then the
+        # effective count, so residual_var / n_ratings stays the variance of the mean.
+        fitted = np.isfinite(corrected)
+        residual = corrected - _group_means(rating_row, r.dimension, corrected, n_rev, n_dims)
+        weights = reliability_weights(r.reviewer[fitted], residual[fitted])
+        w = weights_of(r.reviewer, weights)
+        for d in range(n_dims):
+            mask = fitted & (r.dimension == d)
+            if not mask.any():
+                continue
+            total_w = np.bincount(rating_row[mask], weights=w[mask], minlength=n_rev)
+            total = np.bincount(
+                rating_row[mask], weights=w[mask] * corrected[mask], minlength=n_rev
+            )
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean[:, d] = np.where(total_w > 0, total / total_w, np.nan)
+            n_ratings[:, d] = total_w
     pooled = np.nanmean(residual_var) if np.isfinite(residual_var).any() else 1.0
     residual_var = np.where(np.isfinite(residual_var), residual_var, pooled)
 
@@ -124,6 +145,23 @@ def evidence_gather(obs: Observations) -> Evidence:
         log_seconds_var=max(log_var, 1e-4),
         n_timed=n_timed,
     )
+
+
+def _group_means(
+    row: NDArray[np.int64],
+    dim: NDArray[np.int64],
+    value: NDArray[np.float64],
+    n_rev: int,
+    n_dims: int,
+) -> NDArray[np.float64]:
+    """Each rating's (revision, dimension) mean of `value`, nan where `value` is nan."""
+    ok = np.isfinite(value)
+    cell = row * n_dims + dim
+    total = np.bincount(cell[ok], weights=value[ok], minlength=n_rev * n_dims)
+    count = np.bincount(cell[ok], minlength=n_rev * n_dims)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = total / count
+    return np.where(ok, means[cell], np.nan)
 
 
 def _row_lookup(ids: NDArray[np.int64]):  # noqa: ANN202 - a small closure

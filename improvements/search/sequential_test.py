@@ -22,8 +22,9 @@ M = 1/alpha: `diff - b(I) / I`, and the upper bound (for futility) is the mirror
 `rho` only tunes *when* the sequence is tightest (near I = rho); any value fixed before the first
 look keeps the guarantee, so the policy sets it from the predicted effect when it opens the arm.
 
-The variance is a plug-in (each arm's sample variance over generations, shrunk towards a prior
-worth `PRIOR_WEIGHT` generations), which makes the guarantee asymptotic; the decision waits for
+The variance is a plug-in (each arm's sample variance over generations, weighted by the
+generations' reliability weights when given, shrunk towards a prior worth `PRIOR_WEIGHT`
+generations), which makes the guarantee asymptotic; the decision waits for
 a minimum number of generations per arm. The false-promotion rate is checked in simulation
 (tests/improver_search/test_false_promotions.py).
 """
@@ -104,17 +105,30 @@ def compare(
     futility_alpha: float,
     rho: float,
     prior_variance: float,
+    arm_weights: ArrayLike | None = None,
+    control_weights: ArrayLike | None = None,
 ) -> Comparison:
-    """Always-valid bounds on mean(arm) - mean(control) from per-generation values."""
+    """Always-valid bounds on mean(arm) - mean(control) from per-generation values.
+
+    With weights (a generation's reliability, fixed by who reviewed it), each arm's mean is the
+    weighted mean and its variance the sandwich estimate sum(w^2 r^2) / sum(w)^2, written as
+    phi / sum(w) with phi the variance of a value of weight 1 and shrunk towards
+    `prior_variance` on that scale. Without weights (all 1) this is the plain mean and sample
+    variance.
+    """
     a = np.asarray(arm_values, dtype=np.float64)
     c = np.asarray(control_values, dtype=np.float64)
     n_a, n_c = a.size, c.size
     if n_a == 0 or n_c == 0:
         return Comparison(math.nan, 0.0, -math.inf, math.inf, n_a, n_c, math.nan, math.nan)
-    var_a = _shrunk_variance(a, prior_variance)
-    var_c = _shrunk_variance(c, prior_variance)
-    diff = float(a.mean() - c.mean())
-    info = 1.0 / (var_a / n_a + var_c / n_c)
+    w_a = np.ones(n_a) if arm_weights is None else np.asarray(arm_weights, dtype=np.float64)
+    w_c = np.ones(n_c) if control_weights is None else np.asarray(control_weights, dtype=np.float64)
+    if w_a.shape != a.shape or w_c.shape != c.shape or (w_a <= 0).any() or (w_c <= 0).any():
+        raise ValueError("weights must be positive, one per value")
+    mean_a, var_a = _weighted_mean_and_variance(a, w_a, prior_variance)
+    mean_c, var_c = _weighted_mean_and_variance(c, w_c, prior_variance)
+    diff = mean_a - mean_c
+    info = 1.0 / (var_a + var_c)
     return Comparison(
         difference=diff,
         information=info,
@@ -122,12 +136,18 @@ def compare(
         upper=diff + radius(info, rho, futility_alpha),
         n_arm=n_a,
         n_control=n_c,
-        arm_mean=float(a.mean()),
-        control_mean=float(c.mean()),
+        arm_mean=mean_a,
+        control_mean=mean_c,
     )
 
 
-def _shrunk_variance(x: np.ndarray, prior: float) -> float:
+def _weighted_mean_and_variance(x: np.ndarray, w: np.ndarray, prior: float) -> tuple[float, float]:
+    """The weighted mean and its variance, phi / sum(w), with phi shrunk towards `prior`."""
     n = x.size
-    sample = float(x.var(ddof=1)) if n > 1 else prior
-    return ((n - 1) * sample + PRIOR_WEIGHT * prior) / (n - 1 + PRIOR_WEIGHT)
+    total = float(w.sum())
+    mean = float(np.dot(w, x) / total)
+    # Unbiased for phi when var(x_i) = phi / w_i; with unit weights the sample variance. One
+    # value has no spread to measure and gets the prior alone.
+    sample = float(np.sum(w * w * (x - mean) ** 2) / total * n / max(n - 1, 1))
+    phi = ((n - 1) * sample + PRIOR_WEIGHT * prior) / (n - 1 + PRIOR_WEIGHT)
+    return mean, phi / total
