@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, Max
 
+from improvements.search.reviewer_reliability import reliability_weights
 from reviews.models import (
     Comparison,
     IssueReport,
@@ -57,6 +58,9 @@ class ReviewerStats:
     bias: float | None = None  # mean offset over dimensions, weighted by ratings
     bias_half_width: float | None = None  # approximate 95% half-width
     bias_by_dimension: dict[str, float] = field(default_factory=dict)
+    # What one of their ratings counts in the improver, relative to the panel's (1): the
+    # reliability weight of improvements.search.reviewer_reliability over all their ratings.
+    weight: float | None = None
     consensus_pairs: int = 0
     consensus_r: float | None = None
     consensus_mad: float | None = None
@@ -102,7 +106,7 @@ def _ratings_columns() -> dict[str, np.ndarray]:
 
 
 def reviewer_offsets() -> dict[int, dict[str, Any]]:
-    """Per reviewer id: {"bias", "half_width", "n", "by_dimension": {slug: offset}}.
+    """Per reviewer id: {"bias", "half_width", "n", "by_dimension": {slug: offset}, "weight"}.
 
     One fit of the bias model per rating dimension, over every rating on record (an excluded
     reviewer's bias is still shown, to judge the exclusion by)."""
@@ -114,6 +118,8 @@ def reviewer_offsets() -> dict[int, dict[str, Any]]:
     weight: dict[int, float] = {}
     variance: dict[int, float] = {}
     by_dimension: dict[int, dict[str, float]] = {}
+    residual_people: list[np.ndarray] = []
+    residuals: list[np.ndarray] = []
     for dimension_id, slug in slugs.items():
         mask = data["dimension"] == dimension_id
         if mask.sum() < 2:
@@ -128,6 +134,12 @@ def reviewer_offsets() -> dict[int, dict[str, Any]]:
             n_reviewers=people.size,
         )
         sd = fit.residual_sd if math.isfinite(fit.residual_sd) else None
+        residual_people.append(data["reviewer"][mask])
+        residuals.append(
+            data["value"][mask]
+            - fit.mean[revision_idx.ravel()]
+            - fit.reviewer_offset[reviewer_idx.ravel()]
+        )
         for j, person in enumerate(people.tolist()):
             n = float(fit.reviewer_n[j])
             if n == 0:
@@ -139,6 +151,11 @@ def reviewer_offsets() -> dict[int, dict[str, Any]]:
             if sd is not None:
                 # Var(offset) ≈ σ² / (n + shrinkage); the weighted mean's variance follows.
                 variance[person] = variance.get(person, 0.0) + n * n * sd * sd / (n + fit.shrinkage)
+    reliability = (
+        reliability_weights(np.concatenate(residual_people), np.concatenate(residuals))
+        if residuals
+        else {}
+    )
     result = {}
     for person, w in weight.items():
         half = 1.96 * math.sqrt(variance[person]) / w if person in variance else None
@@ -147,6 +164,7 @@ def reviewer_offsets() -> dict[int, dict[str, Any]]:
             "half_width": round(half, 3) if half is not None else None,
             "n": int(w),
             "by_dimension": by_dimension.get(person, {}),
+            "weight": round(reliability[person], 2) if person in reliability else None,
         }
     return result
 
@@ -243,6 +261,7 @@ def reviewer_statistics() -> list[ReviewerStats]:
             stats.bias = offsets[pid]["bias"]
             stats.bias_half_width = offsets[pid]["half_width"]
             stats.bias_by_dimension = offsets[pid]["by_dimension"]
+            stats.weight = offsets[pid]["weight"]
         if pid in consensus:
             stats.consensus_pairs = consensus[pid]["pairs"]
             stats.consensus_r = consensus[pid]["r"]

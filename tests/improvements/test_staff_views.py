@@ -283,6 +283,22 @@ def test_reviewer_statistics_flag_a_harsh_reviewer_who_disagrees_with_the_panel(
     assert "harsher" in row[: row.index("</tr>")]
 
 
+def test_a_reviewer_who_clicks_at_random_is_shown_to_count_for_less_in_the_improver(staff):
+    panel = [_reviewer(f"p{i}") for i in range(3)]
+    clicker = _reviewer("clicker")
+    for n in range(15):
+        generation = FinishedGenerationFactory()
+        quality = 2 + n % 3
+        for i, person in enumerate(panel):
+            _review(person, generation, quality + (1 if (n + i) % 4 == 0 else 0))
+        _review(clicker, generation, (1, 5, 2, 5, 1)[n % 5])  # nothing to do with the video
+    stats = {s.username: s for s in reviewer_statistics()}
+    assert stats["clicker"].weight < 0.8
+    assert all(stats[f"p{i}"].weight > stats["clicker"].weight for i in range(3))
+    page = staff.get(f"/reviewers/{clicker.pk}/").content.decode()
+    assert "Weight of a rating" in page and "counts each for less" in page
+
+
 def test_excluding_a_reviewer_is_recorded_honoured_by_the_analysis_and_reversible(staff, boss):
     good, odd = _reviewer("good"), _reviewer("odd")
     generation = FinishedGenerationFactory()
