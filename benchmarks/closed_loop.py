@@ -177,11 +177,23 @@ def run_seed_in_process(opts: dict[str, Any]) -> dict[str, Any]:
             arm.experiment.control.params
         )
         predicted = (arm.result or {}).get("predicted") or arm.revision.predicted_impact or {}
+        # Coverage is judged on the scale the model predicts, as in loop_search: the panel's
+        # expected ratings (rounding, the 1-5 bounds and random raters compress the latent
+        # quality's differences).
+        overall = taste.overall_index
+        rating_effect = sim.expected_rating(arm.revision.params, overall) - sim.expected_rating(
+            arm.experiment.control.params, overall
+        )
         covered = (
             predicted.get("low") is not None
-            and predicted["low"] <= true_effect <= predicted["high"]
+            and predicted["low"] <= rating_effect <= predicted["high"]
         )
-        row = {"true_effect": true_effect, "covered": bool(covered), "outcome": arm.status}
+        row = {
+            "true_effect": true_effect,
+            "rating_effect": rating_effect,
+            "covered": bool(covered),
+            "outcome": arm.status,
+        }
         challengers.append(row)
         if arm.status == "promoted":
             promotions.append(row)

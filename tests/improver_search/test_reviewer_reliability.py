@@ -66,27 +66,17 @@ def test_weighted_compare_with_unit_weights_is_the_plain_comparison():
     )
 
 
-def test_compare_refuses_weights_that_do_not_match_the_values():
+@pytest.mark.parametrize(
+    "values, weights",
+    [
+        ({"arm_values": [3.0, 3.1], "control_values": [3.0]}, {"arm_weights": [1.0]}),
+        ({"arm_values": [3.0], "control_values": [3.0]}, {"control_weights": [0.0]}),
+    ],
+)
+def test_compare_refuses_weights_that_do_not_match_the_values(values, weights):
+    test = {"alpha": 0.05, "futility_alpha": 0.1, "rho": 1.0, "prior_variance": 0.5}
     with pytest.raises(ValueError):
-        compare(
-            [3.0, 3.1],
-            [3.0],
-            alpha=0.05,
-            futility_alpha=0.1,
-            rho=1.0,
-            prior_variance=0.5,
-            arm_weights=[1.0],
-        )
-    with pytest.raises(ValueError):
-        compare(
-            [3.0],
-            [3.0],
-            alpha=0.05,
-            futility_alpha=0.1,
-            rho=1.0,
-            prior_variance=0.5,
-            control_weights=[0.0],
-        )
+        compare(**values, **test, **weights)
 
 
 def _weighted_and_plain(seed: int) -> tuple:
