@@ -108,6 +108,7 @@ def run_seed_in_process(opts: dict[str, Any]) -> dict[str, Any]:
     _django(workdir, opts.get("database_url"))
 
     from feedbackloop.seed import VideoGenerator
+    from generation.models import Generation
     from improvements.models import ExperimentArm
     from pipelines.models import ConfigRevision
 
@@ -134,6 +135,13 @@ def run_seed_in_process(opts: dict[str, Any]) -> dict[str, Any]:
         if result["status"] != "succeeded":
             continue
         params = result["params"]
+        simulated_seconds = stand_in_renderer.SECONDS.pop(result["generation_id"], None)
+        if simulated_seconds is not None:
+            # The time the simulated generator took, not the stand-in's milliseconds (as
+            # loop_search does): the improver models it and guards against slower arms.
+            Generation.objects.filter(pk=result["generation_id"]).update(
+                generation_seconds=simulated_seconds
+            )
         luck = stand_in_renderer.LUCK.pop(result["generation_id"], None)
         if luck is None:
             _failed, _seconds, luck = sim.generate(params)

@@ -4,7 +4,10 @@ It honours the in-process renderer contract (pipelines/renderers.py) and writes 
 MP4 (4 frames of 32×32) and a poster, atomically, so the whole product path runs — generation
 rows, leases, storage, reviews — while the simulated reviewers, not the pixels, decide quality.
 A benchmark may set ``SIMULATOR`` to decide which generations fail (a renderer error) and what
-luck each video has; the luck is kept in ``LUCK`` by generation id for the reviewers.
+luck each video has; the luck is kept in ``LUCK`` by generation id for the reviewers, and the
+simulated generation time (the taste model's cost model) in ``SECONDS``: the product measures the
+stand-in's few milliseconds of wall time, whose jitter would otherwise drive the improver's time
+model and generation-time guardrail.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from PIL import Image
 
 SIMULATOR: Any = None  # benchmarks.simulated_reviewers.Simulator, set by the benchmark
 LUCK: dict[str, Any] = {}
+SECONDS: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,11 @@ def render(
     output_path, poster_path = Path(output_path), Path(poster_path)
     generation_id = output_path.stem
     if SIMULATOR is not None:
-        failed, _seconds, luck = SIMULATOR.generate(params)
+        failed, seconds, luck = SIMULATOR.generate(params)
         if failed:
             raise RuntimeError("the simulated generator failed")
         LUCK[generation_id] = luck
+        SECONDS[generation_id] = seconds
     output_path.parent.mkdir(parents=True, exist_ok=True)
     part = output_path.with_name(f".{output_path.name}.standin.part")
     with av.open(str(part), "w", format="mp4") as container:
