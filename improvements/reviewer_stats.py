@@ -135,11 +135,7 @@ def reviewer_offsets() -> dict[int, dict[str, Any]]:
         )
         sd = fit.residual_sd if math.isfinite(fit.residual_sd) else None
         residual_people.append(data["reviewer"][mask])
-        residuals.append(
-            data["value"][mask]
-            - fit.mean[revision_idx.ravel()]
-            - fit.reviewer_offset[reviewer_idx.ravel()]
-        )
+        residuals.append(fit.residuals(revision_idx, reviewer_idx, data["value"][mask]))
         for j, person in enumerate(people.tolist()):
             n = float(fit.reviewer_n[j])
             if n == 0:

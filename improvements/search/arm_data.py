@@ -75,20 +75,18 @@ def reviewer_corrections(
             continue
         revisions, rev_idx = np.unique(r.revision[mask], return_inverse=True)
         reviewers, rvw_idx = np.unique(r.reviewer[mask], return_inverse=True)
-        rev_idx, rvw_idx = rev_idx.ravel(), rvw_idx.ravel()
         fit = corrected_means(
-            rev_idx,
-            rvw_idx,
+            rev_idx.ravel(),
+            rvw_idx.ravel(),
             r.value[mask],
             n_revisions=revisions.size,
             n_reviewers=reviewers.size,
             shrinkage=OFFSET_SHRINKAGE,
         )
-        fitted_offset = np.nan_to_num(fit.reviewer_offset)
         residual_reviewer.append(r.reviewer[mask])
-        residuals.append(r.value[mask] - fit.mean[rev_idx] - fitted_offset[rvw_idx])
+        residuals.append(fit.residuals(rev_idx, rvw_idx, r.value[mask]))
         if int(d) in offsets:
-            clipped = np.clip(fitted_offset, -OFFSET_CLIP, OFFSET_CLIP)
+            clipped = np.clip(np.nan_to_num(fit.reviewer_offset), -OFFSET_CLIP, OFFSET_CLIP)
             offsets[int(d)] = {int(j): float(o) for j, o in zip(reviewers, clipped, strict=True)}
     weights = (
         reliability_weights(np.concatenate(residual_reviewer), np.concatenate(residuals))

@@ -67,6 +67,7 @@ def evidence_gather(obs: Observations) -> Evidence:
         reviewers, reviewer_idx = np.unique(r.reviewer, return_inverse=True)
         reviewer_idx = reviewer_idx.ravel()
         corrected = np.full(r.value.size, np.nan)  # each rating minus its reviewer's offset
+        residual = np.full(r.value.size, np.nan)
         for d in range(n_dims):
             mask = r.dimension == d
             if mask.sum() < 2:
@@ -79,25 +80,19 @@ def evidence_gather(obs: Observations) -> Evidence:
                 n_reviewers=reviewers.size,
             )
             corrected[mask] = r.value[mask] - fit.reviewer_offset[reviewer_idx[mask]]
+            residual[mask] = fit.residuals(rating_row[mask], reviewer_idx[mask], r.value[mask])
             residual_var[d] = fit.residual_sd**2
-        # The revision means are the precision-weighted means of the corrected ratings (the
+        # The revision means are the reliability-weighted means of the corrected ratings (the
         # unweighted ones are exactly the offset model's means); `n_ratings` is then the
         # effective count, so residual_var / n_ratings stays the variance of the mean.
         fitted = np.isfinite(corrected)
-        residual = corrected - _group_means(rating_row, r.dimension, corrected, n_rev, n_dims)
-        weights = reliability_weights(r.reviewer[fitted], residual[fitted])
-        w = weights_of(r.reviewer, weights)
-        for d in range(n_dims):
-            mask = fitted & (r.dimension == d)
-            if not mask.any():
-                continue
-            total_w = np.bincount(rating_row[mask], weights=w[mask], minlength=n_rev)
-            total = np.bincount(
-                rating_row[mask], weights=w[mask] * corrected[mask], minlength=n_rev
-            )
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean[:, d] = np.where(total_w > 0, total / total_w, np.nan)
-            n_ratings[:, d] = total_w
+        w = weights_of(r.reviewer, reliability_weights(r.reviewer[fitted], residual[fitted]))
+        cell = rating_row[fitted] * n_dims + r.dimension[fitted]
+        total_w = np.bincount(cell, weights=w[fitted], minlength=n_rev * n_dims)
+        total = np.bincount(cell, weights=(w * corrected)[fitted], minlength=n_rev * n_dims)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(total_w > 0, total / total_w, np.nan).reshape(n_rev, n_dims)
+        n_ratings = total_w.reshape(n_rev, n_dims)
     pooled = np.nanmean(residual_var) if np.isfinite(residual_var).any() else 1.0
     residual_var = np.where(np.isfinite(residual_var), residual_var, pooled)
 
@@ -145,23 +140,6 @@ def evidence_gather(obs: Observations) -> Evidence:
         log_seconds_var=max(log_var, 1e-4),
         n_timed=n_timed,
     )
-
-
-def _group_means(
-    row: NDArray[np.int64],
-    dim: NDArray[np.int64],
-    value: NDArray[np.float64],
-    n_rev: int,
-    n_dims: int,
-) -> NDArray[np.float64]:
-    """Each rating's (revision, dimension) mean of `value`, nan where `value` is nan."""
-    ok = np.isfinite(value)
-    cell = row * n_dims + dim
-    total = np.bincount(cell[ok], weights=value[ok], minlength=n_rev * n_dims)
-    count = np.bincount(cell[ok], minlength=n_rev * n_dims)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = total / count
-    return np.where(ok, means[cell], np.nan)
 
 
 def _row_lookup(ids: NDArray[np.int64]):  # noqa: ANN202 - a small closure

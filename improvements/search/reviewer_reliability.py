@@ -62,4 +62,9 @@ def weights_of(reviewer: ArrayLike, weights: dict[int, float]) -> np.ndarray:
     ids = np.asarray(reviewer, dtype=np.int64).ravel()
     if not weights:
         return np.ones(ids.size)
-    return np.array([weights.get(int(j), 1.0) for j in ids], dtype=np.float64)
+    known = np.fromiter(weights.keys(), dtype=np.int64, count=len(weights))
+    values = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))
+    order = np.argsort(known)
+    known, values = known[order], values[order]
+    pos = np.minimum(np.searchsorted(known, ids), known.size - 1)
+    return np.where(known[pos] == ids, values[pos], 1.0)

@@ -63,6 +63,16 @@ class CorrectedMeans:
     shrinkage: float
     level: float
 
+    def residuals(
+        self, revision: ArrayLike, reviewer: ArrayLike, value: ArrayLike
+    ) -> NDArray[np.float64]:
+        """Each rating minus its revision's corrected mean and its reviewer's offset (the
+        indices and ratings the model was fitted on)."""
+        revision_idx = np.asarray(revision, dtype=np.int64).ravel()
+        reviewer_idx = np.asarray(reviewer, dtype=np.int64).ravel()
+        y = np.asarray(value, dtype=np.float64).ravel()
+        return y - self.mean[revision_idx] - self.reviewer_offset[reviewer_idx]
+
     def revision_rows(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per revision with ratings (nan becomes None)."""
 

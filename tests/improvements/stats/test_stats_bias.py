@@ -67,6 +67,19 @@ def test_offsets_sum_to_zero_and_recover_true_reviewer_bias():
     np.testing.assert_allclose(result.mean, truth, atol=0.05)
 
 
+def test_residuals_are_what_the_model_leaves_and_sum_to_zero_within_each_revision():
+    rng = np.random.default_rng(3)
+    revision, reviewer, value, *_ = _unbalanced_panel(rng, n_ratings=400, n_reviewers=12)
+    result = corrected_means(revision, reviewer, value, n_revisions=6)
+    residual = result.residuals(revision, reviewer, value)
+    np.testing.assert_allclose(
+        residual, value - result.mean[revision] - result.reviewer_offset[reviewer]
+    )
+    # The revision means are unpenalised: their normal equations make each revision's sum 0.
+    np.testing.assert_allclose(np.bincount(revision, weights=residual), 0.0, atol=1e-9)
+    assert residual.std() == pytest.approx(0.8, abs=0.1)  # the simulated rating noise
+
+
 def test_correction_removes_bias_that_raw_means_keep():
     # Both revisions are equally good; revision 0 was mostly rated by harsh reviewers.
     rng = np.random.default_rng(3)
