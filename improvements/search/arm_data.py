@@ -1,8 +1,12 @@
 """The data of one challenger's test: per-generation objective values of the arm and of the
 concurrent control, with reviewer offsets frozen when the arm opened, and guardrail counts.
 
-- Only generations created after the arm opened count, for both arms (a concurrent control:
-  whatever else changes over time - prompts, the reviewer pool - changes for both).
+- The arm's generations created after it opened count. The control's count too (a concurrent
+  control: whatever else changes over time - prompts, the reviewer pool - changes for both),
+  plus up to `control_history` of its most recent generations from *before* the arm opened: the
+  same configuration, so the same distribution, and a control that has been measured for a
+  while needs little new traffic. The test stays a nested sequence of means (the control's
+  history is simply its first values), which is all its always-valid guarantee needs.
 - Each review's objective value is the weighted mean of its objective dimensions, each rating
   minus its reviewer's offset. Offsets are fitted on the ratings given *before* the arm opened
   (`corrected_means` with a ridge worth `OFFSET_SHRINKAGE` ratings, clipped to +-OFFSET_CLIP),
@@ -147,12 +151,18 @@ def generation_values(
     return GenerationValues(gens, sums / gen_weight, gen_weight)
 
 
-def arm_data(obs: Observations, arm: Arm, objective: Mapping[str, float]) -> ArmData:
+def arm_data(
+    obs: Observations, arm: Arm, objective: Mapping[str, float], control_history: int = 0
+) -> ArmData:
     g = obs.generations
     after = g.time > arm.opened
     corrections = reviewer_corrections(obs, arm.opened, objective)
     arm_gens = after & (g.revision == arm.revision)
     control_gens = after & (g.revision == arm.control)
+    if control_history > 0:
+        before = np.flatnonzero(~after & (g.revision == arm.control))
+        recent = before[np.argsort(g.time[before], kind="stable")][-control_history:]
+        control_gens[recent] = True
     arm_values = generation_values(obs, g.id[arm_gens & ~g.failed], objective, corrections)
     control_values = generation_values(obs, g.id[control_gens & ~g.failed], objective, corrections)
     return ArmData(

@@ -1,7 +1,8 @@
 """The statistical decision on one challenger: guardrails, promotion, futility.
 
 Only this function can promote, and it looks only at the challenger's own test data (generations
-created after it opened, against the concurrent control, reviewer offsets frozen at opening):
+created after it opened, against the control's - concurrent, plus its recent history when
+`control_history` allows - with reviewer offsets frozen at opening):
 
 1. a guardrail breach (failure rate, generation time, issue-report rate; `improvements.stats`
    guardrails, themselves always-valid for the rates) drops it;
@@ -33,6 +34,9 @@ class DecisionRules:
     futility_alpha: float = 0.10
     min_effect: float = 0.1
     min_generations: int = 8
+    # The control's generations from before the arm opened that join its test data (see
+    # `arm_data`); 0: a purely concurrent control.
+    control_history: int = 0
     max_failure_rate_increase: float = 0.10
     max_generation_time_ratio: float = 1.5
     max_issue_rate_increase: float = 0.25
@@ -46,7 +50,7 @@ def challenger_decision(
     *,
     prior_variance: float,
 ) -> ArmDecision:
-    data = arm_data(obs, arm, objective)
+    data = arm_data(obs, arm, objective, rules.control_history)
     alpha = arm.alpha or rules.alpha
     cmp = compare(
         data.arm_values,

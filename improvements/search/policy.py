@@ -49,6 +49,10 @@ class Settings:
     # generations per arm, 1 sd ~12). In rating points this scales with the observed noise.
     worthwhile_sd: float = 0.35
     min_generations: int = 8  # per arm before a challenger can be decided
+    # The control's most recent generations from before a challenger opened that count in its
+    # test (0: only concurrent ones). Traffic then goes to the challenger until the control's
+    # share of the test data falls to the Dunnett allocation.
+    control_history: int = 0
     max_challengers: int = 1
     explorers: int = 6
     explorer_reviews: int = 1  # reviews an explorer collects before the model takes over
@@ -140,6 +144,7 @@ class ImproverPolicy:
             futility_alpha=s.futility_alpha,
             min_effect=s.min_effect,
             min_generations=s.min_generations,
+            control_history=s.control_history,
             max_failure_rate_increase=s.max_failure_rate_increase,
             max_generation_time_ratio=s.max_generation_time_ratio,
             max_issue_rate_increase=s.max_issue_rate_increase,
@@ -992,7 +997,24 @@ class ImproverPolicy:
             testing_share=self._testing_share(ctx, expected),
             idle_control_share=s.idle_control_share,
             rng=ctx.rng,
+            control_ahead=self._control_ahead(ctx, [c[0] for c in challengers]),
         )
+
+    def _control_ahead(self, ctx: _Step, challengers: Sequence[int | str]) -> bool:
+        """Whether the control already has more test data than the Dunnett allocation asks for
+        (sqrt(k) times a challenger's), thanks to its history: then new traffic is better spent
+        on the challengers."""
+        if not challengers or self.settings.control_history <= 0:
+            return False
+        tested = [d for d in ctx.decisions if d.revision in challengers and d.action == "continue"]
+        n_arm = max((d.n_arm for d in tested), default=0)
+        if tested:
+            n_control = max(d.n_control for d in tested)
+        else:
+            g = ctx.obs.generations
+            rated = np.isin(g.id, ctx.obs.ratings.generation) & (g.revision == ctx.active)
+            n_control = min(int(rated.sum()), self.settings.control_history)
+        return n_control > math.sqrt(len(challengers)) * n_arm
 
     def _testing_share(self, ctx: _Step, expected: Sequence[float]) -> float:
         """Traffic for the test: most of it when the model expects a big gain (the test will be

@@ -99,6 +99,44 @@ def test_only_generations_created_after_the_arm_opened_count():
     assert data.control_values.size <= 10 and data.arm_values.size <= 10
 
 
+def test_the_control_history_adds_its_most_recent_generations_from_before_the_arm_opened():
+    fb, arm = _experiment(8, 3.0, 3.0, 10, history=40)
+    obs = fb.observations()
+    concurrent = arm_data(obs, arm, OVERALL)
+    with_history = arm_data(obs, arm, OVERALL, control_history=25)
+    assert with_history.arm_values.size == concurrent.arm_values.size
+    added = with_history.control_values.size - concurrent.control_values.size
+    assert 20 <= added <= 25  # the 25 most recent, less any without a review
+    counts = with_history.control_counts.n_generations - concurrent.control_counts.n_generations
+    assert counts == 25
+
+
+def test_a_challenger_is_promoted_on_fewer_new_generations_when_the_control_history_counts():
+    def new_generations_to_promote(seed: int, history: int) -> int:
+        fb = FeedbackBuilder(np.random.default_rng(seed))
+        fb.add_revision(0, {}, 3.0)
+        fb.add_revision(1, {}, 3.5)
+        for _ in range(40):
+            fb.generate(0)
+        arm = Arm(revision=1, role="challenger", control=0, opened=fb.clock, alpha=0.05)
+        rules = DecisionRules(min_generations=8, control_history=history)
+        total = 0
+        for n in range(1, 300):
+            fb.generate(1)
+            # Without history the control gets half the test's traffic, with it a fifth.
+            total += 1
+            if not history or n % 4 == 0:
+                fb.generate(0)
+                total += 1
+            if n % 4 == 0 and _decide(fb, arm, rules).action == "promote":
+                return total
+        return total
+
+    concurrent = np.median([new_generations_to_promote(seed, 0) for seed in range(20)])
+    with_history = np.median([new_generations_to_promote(seed, 40) for seed in range(20)])
+    assert with_history < 0.6 * concurrent, (with_history, concurrent)
+
+
 def test_reviewer_offsets_are_frozen_from_ratings_before_the_arm_opened():
     # A harsh reviewer (-0.9) rates only the arm after it opens. Without the frozen offset the
     # arm would look 0.9 worse; with it (fitted on the history) the difference is about 0.

@@ -233,3 +233,24 @@ def test_issue_evidence_gives_the_share_of_reviews_with_an_interval_inside_0_1(s
         low, high = issue["active_rate_interval"]
         assert 0.0 <= low <= issue["active_rate"] <= high <= 1.0
     assert any("95%" in arm.rationale and "flicker" in arm.rationale for arm in plan.open)
+
+
+def test_a_challenger_gets_most_of_the_test_traffic_while_the_control_history_is_ahead(space):
+    fb = _feedback(space)
+    for _ in range(30):
+        fb.generate(0)
+    best = space.complete(
+        {**fb.revisions[0], "sharpness": 0.7, "speed": 0.5, "crf": 18, "style": "b"}
+    )
+    fb.add_revision(200, best, taste(best))
+    arm = Arm(revision=200, role="challenger", control=0, opened=fb.clock, alpha=0.05)
+    for _ in range(3):
+        fb.generate(200)
+        fb.generate(0)
+    state = ExperimentState(active=0, arms=[arm])
+    concurrent = ImproverPolicy(space, _settings(control_history=0)).step(fb.observations(), state)
+    history = ImproverPolicy(space, _settings(control_history=40)).step(fb.observations(), state)
+    assert concurrent.traffic[0] == pytest.approx(concurrent.traffic[200], rel=0.05)
+    assert history.traffic[200] > 3 * history.traffic[0]
+    decision = next(d for d in history.decisions if d.revision == 200)
+    assert decision.n_control > 30 and decision.n_arm == 3
