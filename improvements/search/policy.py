@@ -52,7 +52,7 @@ class Settings:
     # The control's most recent generations from before a challenger opened that count in its
     # test (0: only concurrent ones). Traffic then goes to the challenger until the control's
     # share of the test data falls to the Dunnett allocation.
-    control_history: int = 0
+    control_history: int = 40
     max_challengers: int = 1
     explorers: int = 6
     explorer_reviews: int = 1  # reviews an explorer collects before the model takes over
