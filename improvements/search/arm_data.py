@@ -44,6 +44,7 @@ class ArmData:
     control_weights: NDArray[np.float64]
     arm_counts: ArmCounts
     control_counts: ArmCounts
+    n_control_history: int = 0  # control values from generations made before the arm opened
 
 
 def objective_columns(
@@ -165,7 +166,9 @@ def arm_data(
         control_gens[recent] = True
     arm_values = generation_values(obs, g.id[arm_gens & ~g.failed], objective, corrections)
     control_values = generation_values(obs, g.id[control_gens & ~g.failed], objective, corrections)
+    history_ids = g.id[control_gens & ~after]
     return ArmData(
+        n_control_history=int(np.isin(control_values.ids, history_ids).sum()),
         arm_values=arm_values.values,
         control_values=control_values.values,
         arm_weights=arm_values.weights,

@@ -107,13 +107,18 @@ def challenger_decision(
             f"({cmp.n_arm} / {cmp.n_control})",
         )
     interval = f"[{cmp.lower:+.3f}, {cmp.upper:+.3f}]"
+    history = (
+        f" (the control's include {data.n_control_history} from before the arm opened)"
+        if data.n_control_history
+        else ""
+    )
     if cmp.lower > 0:
         return decision(
             "promote",
             "promoted",
             f"better than r{arm.control}: objective {cmp.difference:+.3f}, always-valid bounds "
             f"{interval} exclude 0 (alpha {alpha:.4f}); {cmp.n_arm} vs {cmp.n_control} "
-            "generations",
+            f"generations{history}",
         )
     if cmp.upper < 0:
         return decision("drop", "worse", f"worse than the control: bounds {interval}")

@@ -109,6 +109,7 @@ def test_the_control_history_adds_its_most_recent_generations_from_before_the_ar
     assert 20 <= added <= 25  # the 25 most recent, less any without a review
     counts = with_history.control_counts.n_generations - concurrent.control_counts.n_generations
     assert counts == 25
+    assert with_history.n_control_history == added and concurrent.n_control_history == 0
 
 
 def test_a_challenger_is_promoted_on_fewer_new_generations_when_the_control_history_counts():
@@ -135,6 +136,14 @@ def test_a_challenger_is_promoted_on_fewer_new_generations_when_the_control_hist
     concurrent = np.median([new_generations_to_promote(seed, 0) for seed in range(20)])
     with_history = np.median([new_generations_to_promote(seed, 40) for seed in range(20)])
     assert with_history < 0.6 * concurrent, (with_history, concurrent)
+
+
+def test_a_promotion_says_how_many_control_generations_came_from_before_the_arm_opened():
+    fb, arm = _experiment(1, 2.5, 3.7, 30, history=20)
+    d = _decide(fb, arm, DecisionRules(control_history=10))
+    assert d.action == "promote"
+    assert "the control's include 10 from before the arm opened" in d.reason
+    assert d.n_control == 40
 
 
 def test_reviewer_offsets_are_frozen_from_ratings_before_the_arm_opened():
