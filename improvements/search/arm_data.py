@@ -1,5 +1,5 @@
 """The data of one challenger's test: per-generation objective values of the arm and of the
-concurrent control, with reviewer offsets frozen when the arm opened, and guardrail counts.
+control, with reviewer offsets frozen when the arm opened, and guardrail counts.
 
 - The arm's generations created after it opened count. The control's count too (a concurrent
   control: whatever else changes over time - prompts, the reviewer pool - changes for both),
@@ -162,19 +162,18 @@ def arm_data(
     control_gens = after & (g.revision == arm.control)
     if control_history > 0:
         before = np.flatnonzero(~after & (g.revision == arm.control))
-        recent = before[np.argsort(g.time[before], kind="stable")][-control_history:]
-        control_gens[recent] = True
+        history = before[np.argsort(g.time[before], kind="stable")][-control_history:]
+        control_gens[history] = True
     arm_values = generation_values(obs, g.id[arm_gens & ~g.failed], objective, corrections)
     control_values = generation_values(obs, g.id[control_gens & ~g.failed], objective, corrections)
-    history_ids = g.id[control_gens & ~after]
     return ArmData(
-        n_control_history=int(np.isin(control_values.ids, history_ids).sum()),
         arm_values=arm_values.values,
         control_values=control_values.values,
         arm_weights=arm_values.weights,
         control_weights=control_values.weights,
         arm_counts=_counts(obs, arm_gens),
         control_counts=_counts(obs, control_gens),
+        n_control_history=int(np.isin(control_values.ids, g.id[control_gens & ~after]).sum()),
     )
 
 
