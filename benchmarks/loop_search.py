@@ -530,13 +530,28 @@ def _fmt(x: float) -> str:
     return "—" if not math.isfinite(x) else f"{x:,.0f}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runs of a simulated-reviewer benchmark: seeds x taste families x spaces, a budget."""
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--families", nargs="+", default=["bumps", "bandpass"])
     parser.add_argument("--spaces", nargs="+", default=["builtin", "diffusers"])
     parser.add_argument("--budget", type=int, default=3000)
+
+
+def runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """(space, family, seed) of every run `add_run_arguments` asked for."""
+    return [
+        (s, f, seed)
+        for s in args.spaces
+        for f in args.families
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_arguments(parser)
     parser.add_argument("--step-every", type=int, default=50)
     parser.add_argument("--trial-reviews", type=int, default=4)
     parser.add_argument("--baselines", nargs="*", default=["tpe", "random"])
@@ -562,12 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "log": args.log,
         "cache": args.baseline_cache,
     }
-    jobs = [
-        (s, f, seed, opts)
-        for s in args.spaces
-        for f in args.families
-        for seed in range(args.first_seed, args.first_seed + args.seeds)
-    ]
+    jobs = [(s, f, seed, opts) for s, f, seed in runs(args)]
     t0 = time.time()
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:

@@ -54,7 +54,13 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-from benchmarks.loop_search import CHECKPOINTS, Store, load_schema  # noqa: E402
+from benchmarks.loop_search import (  # noqa: E402
+    CHECKPOINTS,
+    Store,
+    add_run_arguments,
+    load_schema,
+    runs,
+)
 from benchmarks.simulated_reviewers import Simulator, make_simulator  # noqa: E402
 from improvements.search.sequential_test import compare, mixture_for_effect  # noqa: E402
 
@@ -212,20 +218,11 @@ def report(results: list[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--families", nargs="+", default=["bumps", "bandpass"])
-    parser.add_argument("--spaces", nargs="+", default=["builtin", "diffusers"])
-    parser.add_argument("--budget", type=int, default=3000)
+    add_run_arguments(parser)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write every result here")
     args = parser.parse_args(argv)
-    jobs = [
-        (s, f, seed, args.budget)
-        for s in args.spaces
-        for f in args.families
-        for seed in range(args.first_seed, args.first_seed + args.seeds)
-    ]
+    jobs = [(s, f, seed, args.budget) for s, f, seed in runs(args)]
     t0 = time.time()
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
