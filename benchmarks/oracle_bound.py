@@ -25,8 +25,8 @@ data so far, which no sequential procedure can beat at that checkpoint.
 
 A smaller improvement takes longer to confirm (the information needed grows as 1 / effect^2).
 The figures separate the two costs of a change: *finding* it (search) and *confirming* it (the
-test). A loop's confirmed progress at a checkpoint cannot run ahead of this oracle's for the
-same step size.
+test). A loop that confirms with the same test should not run ahead of this oracle for the same
+step size: it pays for the same test with less knowledge, and for the search on top.
 
     nice .venv/bin/python benchmarks/oracle_bound.py --seeds 10 --jobs 2
 """
