@@ -67,28 +67,25 @@ from improvements.search.sequential_test import compare, mixture_for_effect  # n
 ALPHA = 0.05
 MIN_GENERATIONS = 2
 PILOT_GENERATIONS = 400
+STEPS = (0.25, 0.5, 1.0)  # shares of the gap the tested configuration closes
 
 
-def generation_values(store: Store, sim: Simulator) -> dict[int, list[float]]:
-    """Per revision, the oracle's value of each generation with an honest review."""
+def generate(store: Store, sim: Simulator, arm: int, rng: np.random.Generator) -> float | None:
+    """One generation of `arm` (0 the default, 1 the target); the oracle's value of it.
+
+    The value is the mean overall rating of its honest reviews minus each reviewer's leniency;
+    None when it failed or only random raters reviewed it.
+    """
+    start = store.n_ratings
+    store.generate(sim, arm, rng)
     overall = sim.taste.overall_index
     panel = sim.panel
-    per_gen: dict[int, list[float]] = {}
-    rev_of: dict[int, int] = {}
-    for rev, gen, rvw, dim, val in zip(
-        store.r_rev, store.r_gen, store.r_rvw, store.r_dim, store.r_val, strict=True
-    ):
-        if dim != overall or panel.random_rater[rvw]:
-            continue
-        per_gen.setdefault(gen, []).append(val - panel.leniency[rvw])
-        rev_of[gen] = rev
-    out: dict[int, list[float]] = {0: [], 1: []}
-    for gen in sorted(per_gen):
-        out[rev_of[gen]].append(float(np.mean(per_gen[gen])))
-    return out
-
-
-STEPS = (0.25, 0.5, 1.0)  # shares of the gap the tested configuration closes
+    honest = [
+        store.r_val[i] - panel.leniency[store.r_rvw[i]]
+        for i in range(start, store.n_ratings)
+        if store.r_dim[i] == overall and not panel.random_rater[store.r_rvw[i]]
+    ]
+    return float(np.mean(honest)) if honest else None
 
 
 def step_config(sim: Simulator, share: float) -> tuple[dict[str, Any], float]:
@@ -112,10 +109,12 @@ def pilot(sim: Simulator, target: dict[str, Any], seed: int) -> tuple[float, flo
     saved = sim.rng
     sim.rng = np.random.default_rng([seed, 777])
     store = _store(sim, target)
+    values: dict[int, list[float]] = {0: [], 1: []}
     for i in range(2 * PILOT_GENERATIONS):
-        store.generate(sim, i % 2, rng)
+        value = generate(store, sim, i % 2, rng)
+        if value is not None:
+            values[i % 2].append(value)
     sim.rng = saved
-    values = generation_values(store, sim)
     effect = float(np.mean(values[1]) - np.mean(values[0]))
     variance = float((np.var(values[0], ddof=1) + np.var(values[1], ddof=1)) / 2)
     return effect, variance
@@ -146,15 +145,17 @@ def run_step(
     rho = mixture_for_effect(effect)
     confirmed_at = math.inf
     fixed: dict[int, bool] = {}
+    values: dict[int, list[float]] = {0: [], 1: []}
     i = 0
     while store.n_ratings < budget:
         before = store.n_ratings
-        store.generate(sim, i % 2, rng)
+        value = generate(store, sim, i % 2, rng)
+        if value is not None:
+            values[i % 2].append(value)
         i += 1
         crossed = [c for c in CHECKPOINTS if before < c <= store.n_ratings]
         if math.isfinite(confirmed_at) and not crossed:
             continue
-        values = generation_values(store, sim)
         if min(len(values[0]), len(values[1])) < MIN_GENERATIONS:
             continue
         comparison = compare(
