@@ -35,6 +35,9 @@ from improvements.search.space import ParameterSpace
 from improvements.search.surrogate import Surrogate, Warm, objective_weights_for, surrogate_fit
 from improvements.stats.proportions import wilson_interval
 
+# The origin of a challenger opened as the model's favourite, without screening.
+FAVOURITE = "favourite:"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -61,8 +64,12 @@ class Settings:
     # can become challengers: screening is cheap, a test is not. Thompson sampling re-opens
     # promising configurations, so the best-looking ones collect these reviews.
     verify_reviews: int = 4
+    # The model's favourite (usually a fresh optimum of its mean, which screening never
+    # settles on) may open as a challenger unscreened when P(gain > min_effect) reaches this
+    # (1: never). Its test then needs the traffic more than exploration does.
+    open_unscreened_probability: float = 0.95
     testing_share: float = 0.85  # of the traffic while a challenger the model rates highly runs
-    min_testing_share: float = 0.4  # ... and while a modest one runs
+    min_testing_share: float = 0.7  # ... and while a modest one runs
     idle_control_share: float = 0.15
     open_probability: float = 0.8  # P(gain > min_effect) the model needs to open a challenger
     drop_probability: float = 0.1  # drop once the model's P(gain > worthwhile) falls below
@@ -555,6 +562,9 @@ class ImproverPolicy:
             want_challengers = 0
         if want_challengers:
             out.extend(self._open_challengers(ctx, scored, running, want_challengers))
+            if out:
+                opened = np.array([space.to_unit(a.params) for a in out])
+                blocked |= explored_before(space, pool.units, opened)
         if want_explorers:
             tried_units = np.array([space.to_unit(p) for p in ctx.evidence.params])
             fresh = ~blocked & ~explored_before(space, pool.units, tried_units) & ~scored.too_slow
@@ -588,6 +598,22 @@ class ImproverPolicy:
         running_explorers = {a.revision for a in running if a.role == "explorer"}
         for _ in range(want):
             if score.size == 0 or not np.isfinite(score.max()):
+                favourite = self._unscreened_favourite(ctx, scored, out)
+                if favourite is not None:
+                    alpha = s.alpha / max(s.max_challengers, 1)
+                    rho = mixture_for_effect(max(float(scored.mean[favourite]), s.min_effect))
+                    out.append(
+                        self._new_arm(
+                            ctx,
+                            scored,
+                            scored.pool.units[favourite],
+                            FAVOURITE + scored.pool.origin[favourite],
+                            "challenger",
+                            alpha,
+                            rho,
+                        )
+                    )
+                    continue
                 if scored.verified.size:
                     i = int(np.argmax(scored.verified_mean))
                     ctx.notes.append(
@@ -629,6 +655,33 @@ class ImproverPolicy:
             )
             score[near] = -np.inf
         return out
+
+    def _unscreened_favourite(
+        self, ctx: _Step, scored: _Scored, opening: Sequence[NewArm]
+    ) -> int | None:
+        """The pool's best lower bound, when the model is sure enough of it without screening.
+
+        Its gain must be at least worthwhile with P(gain > min_effect) >= the stricter
+        `open_unscreened_probability`; the model's favourite is usually a fresh optimum of its
+        mean that no review has touched, so it would otherwise wait for screening that never
+        settles on one point."""
+        s = self.settings
+        if s.open_unscreened_probability >= 1 or scored.mean is None or scored.p_gain is None:
+            return None
+        assert scored.blocked is not None and scored.too_slow is not None and scored.sd is not None
+        ok = (
+            ~scored.blocked
+            & ~scored.too_slow
+            & (scored.p_gain >= s.open_unscreened_probability)
+            & (scored.mean >= ctx.worthwhile)
+        )
+        if opening:
+            opened = np.array([self.space.to_unit(a.params) for a in opening])
+            ok &= ~explored_before(self.space, scored.pool.units, opened)
+        if not ok.any():
+            return None
+        score = np.where(ok, scored.mean - s.lower_quantile * scored.sd, -np.inf)
+        return int(np.argmax(score))
 
     def _thompson(self, ctx: _Step, scored: _Scored, idx: NDArray[np.int64], k: int) -> list[int]:
         """Up to k distinct candidates, each the argmax of one joint posterior draw."""
@@ -855,7 +908,7 @@ class ImproverPolicy:
                 m, _ = ctx.model.output_difference("time", z, z0)
                 evidence["generation_time_ratio"] = round(float(np.exp(m[0])), 3)
         hints = [m for m in scored.moves if m.param in changes]
-        if hints and origin.startswith("targeted"):
+        if hints and origin.removeprefix(FAVOURITE).startswith("targeted"):
             evidence["hints"] = [
                 {"param": m.param, "signal": m.signal, "source": m.source} for m in hints
             ]
@@ -878,6 +931,11 @@ class ImproverPolicy:
             lines.append(
                 "This repeats a change that failed before; the model now gives it "
                 f"P(gain > {s.min_effect:.2f}) >= {s.repeat_override_probability:.2f}."
+            )
+        if role == "challenger" and origin.startswith(FAVOURITE) and ctx.model is not None:
+            lines.append(
+                f"Not screened: the model's favourite, with P(gain > {s.min_effect:.2f}) >= "
+                f"{s.open_unscreened_probability:.2f} from {ctx.model.n_revisions} revisions."
             )
         if role == "challenger":
             lines.append(

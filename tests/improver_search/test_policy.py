@@ -254,3 +254,26 @@ def test_a_challenger_gets_most_of_the_test_traffic_while_the_control_history_is
     assert history.traffic[200] > 3 * history.traffic[0]
     decision = next(d for d in history.decisions if d.revision == 200)
     assert decision.n_control > 30 and decision.n_arm == 3
+
+
+def test_the_models_sure_favourite_opens_as_a_challenger_before_anything_is_screened(space):
+    fb = _feedback(space, n_revisions=30)
+    state = ExperimentState(active=0)
+    # Screening needs more reviews than any revision has: only the favourite path can open one.
+    unscreened = _settings(verify_reviews=100, open_unscreened_probability=0.9)
+    plan = ImproverPolicy(space, unscreened).step(fb.observations(), state)
+    (challenger,) = [a for a in plan.open if a.role == "challenger"]
+    assert challenger.evidence["origin"].startswith("favourite:")
+    assert "Not screened" in challenger.rationale
+    assert challenger.predicted.estimate >= unscreened.min_effect
+    assert taste(challenger.params) > taste(fb.revisions[0]) + 0.3
+    # No explorer spends its review on the point under test.
+    steps = space.unit_steps()
+    tested = space.to_unit(challenger.params)
+    for arm in plan.open:
+        if arm.role == "explorer":
+            assert np.any(np.abs(space.to_unit(arm.params) - tested) >= steps - 1e-9)
+    screened_only = ImproverPolicy(
+        space, _settings(verify_reviews=100, open_unscreened_probability=1.0)
+    ).step(fb.observations(), state)
+    assert not [a for a in screened_only.open if a.role == "challenger"]
