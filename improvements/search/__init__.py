@@ -61,7 +61,7 @@ Design
   samples, and targeted moves from issue reports and weak dimensions, all scored by the model.
 - `memory`: failed changes are not proposed again unless the model is now confident.
 - `policy`: a challenger is a screened revision (enough reviews, P(gain) >= 0.8) or, unscreened,
-  the model's favourite when P(gain) >= 0.95; explorers screen, by Thompson sampling.
+  the model's favourite when P(gain) >= 0.9; explorers screen, by Thompson sampling.
 - `arm_data` + `sequential_test`: challengers are tested against the concurrent control on
   per-generation objective values with frozen reviewer offsets, by a one-sided normal-mixture
   confidence sequence; alpha is split (Bonferroni) over the challengers running at once;

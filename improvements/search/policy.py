@@ -67,7 +67,7 @@ class Settings:
     # The model's favourite (usually a fresh optimum of its mean, which screening never
     # settles on) may open as a challenger unscreened when P(gain > min_effect) reaches this
     # (1: never). Its test then needs the traffic more than exploration does.
-    open_unscreened_probability: float = 0.95
+    open_unscreened_probability: float = 0.9
     testing_share: float = 0.85  # of the traffic while a challenger the model rates highly runs
     min_testing_share: float = 0.7  # ... and while a modest one runs
     idle_control_share: float = 0.15
