@@ -596,11 +596,14 @@ class ImproverPolicy:
         out: list[NewArm] = []
         score = self._challenger_score(scored)
         running_explorers = {a.revision for a in running if a.role == "explorer"}
+        # Bonferroni over the challengers that can run at once: each arm's test is at
+        # alpha / max_challengers, so an experiment (a batch of arms against one control)
+        # promotes a not-better arm with probability <= alpha.
+        alpha = s.alpha / max(s.max_challengers, 1)
         for _ in range(want):
             if score.size == 0 or not np.isfinite(score.max()):
                 favourite = self._unscreened_favourite(ctx, scored, out)
                 if favourite is not None:
-                    alpha = s.alpha / max(s.max_challengers, 1)
                     rho = mixture_for_effect(max(float(scored.mean[favourite]), s.min_effect))
                     out.append(
                         self._new_arm(
@@ -630,10 +633,6 @@ class ImproverPolicy:
             row = int(scored.verified[i])
             units = space.to_unit(ev.params[row])
             revision = int(ev.revisions[row])
-            # Bonferroni over the challengers that can run at once: each arm's test is at
-            # alpha / max_challengers, so an experiment (a batch of arms against one control)
-            # promotes a not-better arm with probability <= alpha.
-            alpha = s.alpha / max(s.max_challengers, 1)
             rho = mixture_for_effect(max(float(scored.verified_mean[i]), s.min_effect))
             out.append(
                 self._new_arm(ctx, scored, units, f"screened:r{revision}", "challenger", alpha, rho)
