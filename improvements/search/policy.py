@@ -489,20 +489,43 @@ class ImproverPolicy:
     def _supersede(self, ctx: _Step, running: list[Arm], scored: _Scored | None) -> list[Arm]:
         """Drop a running challenger the model now finds clearly worse than its best candidate.
 
-        Dropping never promotes anything, so it cannot raise the false-promotion rate; it frees
-        the test for a bigger step instead of spending the budget confirming a small one.
+        The best candidate is the best screened revision that could open as a challenger, or
+        the model's favourite when it is sure enough of it to open it unscreened
+        (`_unscreened_favourite`): a test of a small gain takes most of the traffic, so while it
+        runs little gets screened, and without the favourite a small true gain could hold the
+        test for the whole budget. Dropping never promotes anything, so it cannot raise the
+        false-promotion rate; it frees the test for a bigger step instead of spending the
+        budget confirming a small one.
         """
         s = self.settings
         if scored is None or ctx.model is None or scored.mean is None:
             return running
-        if scored.verified is None or scored.verified.size == 0:
+        candidates: list[tuple[float, float, str]] = []  # (mean, sd, what it is)
+        if scored.verified is not None and scored.verified.size:
+            score = self._challenger_score(scored)
+            best = int(np.argmax(score))
+            if np.isfinite(score[best]):
+                assert scored.verified_mean is not None and scored.verified_sd is not None
+                revision = int(ctx.evidence.revisions[scored.verified[best]])
+                candidates.append(
+                    (
+                        float(scored.verified_mean[best]),
+                        float(scored.verified_sd[best]),
+                        f"the screened r{revision}",
+                    )
+                )
+        favourite = self._unscreened_favourite(ctx, scored, [])
+        if favourite is not None:
+            assert scored.sd is not None
+            candidates.append(
+                (
+                    float(scored.mean[favourite]),
+                    float(scored.sd[favourite]),
+                    "the model's unscreened favourite",
+                )
+            )
+        if not candidates:
             return running
-        score = self._challenger_score(scored)
-        best = int(np.argmax(score))
-        if not np.isfinite(score[best]):
-            return running
-        assert scored.verified_mean is not None and scored.verified_sd is not None
-        best_mean, best_sd = scored.verified_mean[best], scored.verified_sd[best]
         keep = []
         for arm in running:
             if arm.role != "challenger":
@@ -513,11 +536,19 @@ class ImproverPolicy:
                 keep.append(arm)
                 continue
             sd_arm = (effect.high - effect.low) / (2 * _z(effect.level))
-            gap = best_mean - effect.estimate
-            p_better = scipy.stats.norm.cdf((gap - s.min_effect) / math.hypot(sd_arm, best_sd))
+            p_better, (best_mean, best_sd, what) = max(
+                (
+                    scipy.stats.norm.cdf(
+                        (mean - effect.estimate - s.min_effect) / math.hypot(sd_arm, sd)
+                    ),
+                    (mean, sd, what),
+                )
+                for mean, sd, what in candidates
+            )
             if p_better < s.supersede_probability:
                 keep.append(arm)
                 continue
+            test = next((d for d in ctx.decisions if d.revision == arm.revision), None)
             ctx.decisions[:] = [d for d in ctx.decisions if d.revision != arm.revision]
             ctx.decisions.append(
                 ArmDecision(
@@ -526,9 +557,12 @@ class ImproverPolicy:
                     "model",
                     f"superseded: the model predicts {effect.estimate:+.2f} [{effect.low:+.2f}, "
                     f"{effect.high:+.2f}] for it with its own ratings, and {best_mean:+.2f} "
-                    f"± {best_sd:.2f} for a screened candidate (P(better by "
+                    f"± {best_sd:.2f} for {what} (P(better by "
                     f"{s.min_effect:.2f}) = {p_better:.2f})",
                     effect=effect,
+                    n_arm=test.n_arm if test else 0,
+                    n_control=test.n_control if test else 0,
+                    numbers=test.numbers if test else {},
                 )
             )
         return keep

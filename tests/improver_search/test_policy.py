@@ -277,3 +277,27 @@ def test_the_models_sure_favourite_opens_as_a_challenger_before_anything_is_scre
         space, _settings(verify_reviews=100, open_unscreened_probability=1.0)
     ).step(fb.observations(), state)
     assert not [a for a in screened_only.open if a.role == "challenger"]
+
+
+def test_a_small_gain_under_test_gives_way_to_the_models_sure_favourite(space):
+    fb = _feedback(space, n_revisions=30)
+    small = space.complete({**fb.revisions[0], "sharpness": 0.5})
+    fb.add_revision(300, small, taste(small))
+    arm = Arm(revision=300, role="challenger", control=0, opened=fb.clock, alpha=0.05)
+    for _ in range(10):
+        fb.generate(300)
+        fb.generate(0)
+    state = ExperimentState(active=0, arms=[arm])
+    # Nothing is screened (too few reviews everywhere): only the favourite can supersede it.
+    plan = ImproverPolicy(space, _settings(verify_reviews=100)).step(fb.observations(), state)
+    decision = next(d for d in plan.decisions if d.revision == 300)
+    assert (decision.action, decision.outcome) == ("drop", "model")
+    assert "unscreened favourite" in decision.reason
+    assert decision.n_arm == 10
+    (challenger,) = [a for a in plan.open if a.role == "challenger"]
+    assert taste(challenger.params) > taste(small) + 0.3
+    # Without the favourite path nothing can supersede it, and its test goes on.
+    kept = ImproverPolicy(
+        space, _settings(verify_reviews=100, open_unscreened_probability=1.0)
+    ).step(fb.observations(), state)
+    assert next(d for d in kept.decisions if d.revision == 300).action == "continue"
