@@ -74,6 +74,18 @@ def _settings(**kw) -> Settings:
     return Settings(min_model_revisions=6, **kw)
 
 
+def _challenger_running(
+    fb: FeedbackBuilder, revision: int, params: dict, generations: int
+) -> ExperimentState:
+    """`params` opened as a challenger of revision 0, then `generations` of each."""
+    fb.add_revision(revision, params, taste(params))
+    arm = Arm(revision=revision, role="challenger", control=0, opened=fb.clock, alpha=0.05)
+    for _ in range(generations):
+        fb.generate(revision)
+        fb.generate(0)
+    return ExperimentState(active=0, arms=[arm])
+
+
 def test_plan_traffic_sums_to_one_over_the_control_and_every_arm(space):
     fb = _feedback(space)
     plan = ImproverPolicy(space, _settings()).step(fb.observations(), ExperimentState(active=0))
@@ -242,12 +254,7 @@ def test_a_challenger_gets_most_of_the_test_traffic_while_the_control_history_is
     best = space.complete(
         {**fb.revisions[0], "sharpness": 0.7, "speed": 0.5, "crf": 18, "style": "b"}
     )
-    fb.add_revision(200, best, taste(best))
-    arm = Arm(revision=200, role="challenger", control=0, opened=fb.clock, alpha=0.05)
-    for _ in range(3):
-        fb.generate(200)
-        fb.generate(0)
-    state = ExperimentState(active=0, arms=[arm])
+    state = _challenger_running(fb, 200, best, generations=3)
     concurrent = ImproverPolicy(space, _settings(control_history=0)).step(fb.observations(), state)
     history = ImproverPolicy(space, _settings(control_history=40)).step(fb.observations(), state)
     assert concurrent.traffic[0] == pytest.approx(concurrent.traffic[200], rel=0.05)
@@ -282,12 +289,7 @@ def test_the_models_sure_favourite_opens_as_a_challenger_before_anything_is_scre
 def test_a_small_gain_under_test_gives_way_to_the_models_sure_favourite(space):
     fb = _feedback(space, n_revisions=30)
     small = space.complete({**fb.revisions[0], "sharpness": 0.5})
-    fb.add_revision(300, small, taste(small))
-    arm = Arm(revision=300, role="challenger", control=0, opened=fb.clock, alpha=0.05)
-    for _ in range(10):
-        fb.generate(300)
-        fb.generate(0)
-    state = ExperimentState(active=0, arms=[arm])
+    state = _challenger_running(fb, 300, small, generations=10)
     # Nothing is screened (too few reviews everywhere): only the favourite can supersede it.
     plan = ImproverPolicy(space, _settings(verify_reviews=100)).step(fb.observations(), state)
     decision = next(d for d in plan.decisions if d.revision == 300)
