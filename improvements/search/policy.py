@@ -526,6 +526,8 @@ class ImproverPolicy:
             )
         if not candidates:
             return running
+        means = np.array([mean for mean, _, _ in candidates])
+        sds = np.array([sd for _, sd, _ in candidates])
         keep = []
         for arm in running:
             if arm.role != "challenger":
@@ -536,15 +538,12 @@ class ImproverPolicy:
                 keep.append(arm)
                 continue
             sd_arm = (effect.high - effect.low) / (2 * _z(effect.level))
-            p_better, (best_mean, best_sd, what) = max(
-                (
-                    scipy.stats.norm.cdf(
-                        (mean - effect.estimate - s.min_effect) / math.hypot(sd_arm, sd)
-                    ),
-                    (mean, sd, what),
-                )
-                for mean, sd, what in candidates
+            p = scipy.stats.norm.cdf(
+                (means - effect.estimate - s.min_effect) / np.hypot(sd_arm, sds)
             )
+            best = int(np.argmax(p))
+            p_better = float(p[best])
+            best_mean, best_sd, what = candidates[best]
             if p_better < s.supersede_probability:
                 keep.append(arm)
                 continue
