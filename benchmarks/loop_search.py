@@ -283,6 +283,9 @@ def _apply(plan, state, store, sim, quality_of, challengers):  # noqa: ANN001, A
         if arm.revision in challengers:
             challengers[arm.revision]["outcome"] = d.outcome
             challengers[arm.revision]["n"] = (d.n_arm, d.n_control)
+            if d.effect is not None and d.effect.se and math.isfinite(d.effect.estimate):
+                # What its own test measured when it closed, next to the truth.
+                challengers[arm.revision]["measured"] = (d.effect.estimate, d.effect.se)
         if d.action == "promote":
             promoted = d.revision
     key_to_revision: dict[str, int] = {}
@@ -517,6 +520,7 @@ def report(results: list[dict[str, Any]]) -> str:
             f"true effect on expected ratings for {cov_p:.0%} of promoted arms "
             f"({len(promos)}) and {cov_c:.0%} of all challengers ({len(chal)})"
         )
+        lines.append(measured_line(chal))
         steps = np.concatenate([r["step_seconds"] for r in rs])
         lines.append(
             f"policy step: median {np.median(steps):.2f} s, 95th pct "
@@ -524,6 +528,25 @@ def report(results: list[dict[str, Any]]) -> str:
             f"run {np.median([r['revisions'] for r in rs]):.0f}"
         )
     return "\n".join(lines)
+
+
+def measured_line(challengers: Sequence[dict[str, Any]]) -> str:
+    """How far each closed test's own measurement was from the true effect on expected ratings,
+    by outcome: a test stopped when its estimate crosses a bound overstates the effects it
+    promotes and understates those it drops (the test's own selection, not a bias of the data)."""
+    parts = []
+    for outcome in ("promoted", "futile", "model", "worse", "guardrail", "superseded"):
+        rows = [c for c in challengers if c["outcome"] == outcome and "measured" in c]
+        if not rows:
+            continue
+        err = np.array([c["measured"][0] - c["rating_effect"] for c in rows])
+        z = np.array([e / c["measured"][1] for e, c in zip(err, rows, strict=True)])
+        parts.append(
+            f"{outcome} {len(rows)}: {np.mean(err):+.2f} rating points ({np.mean(z):+.1f} se)"
+        )
+    return "measured minus true effect when the test closed, mean by outcome: " + (
+        "; ".join(parts) or "none closed"
+    )
 
 
 def _fmt(x: float) -> str:
