@@ -534,15 +534,14 @@ def measured_line(challengers: Sequence[dict[str, Any]]) -> str:
     """How far each closed test's own measurement was from the true effect on expected ratings,
     by outcome: a test stopped when its estimate crosses a bound overstates the effects it
     promotes and understates those it drops (the test's own selection, not a bias of the data)."""
+    closed = [c for c in challengers if "measured" in c]
     parts = []
-    for outcome in ("promoted", "futile", "model", "worse", "guardrail", "superseded"):
-        rows = [c for c in challengers if c["outcome"] == outcome and "measured" in c]
-        if not rows:
-            continue
+    for outcome in sorted({c["outcome"] for c in closed}):
+        rows = [c for c in closed if c["outcome"] == outcome]
         err = np.array([c["measured"][0] - c["rating_effect"] for c in rows])
-        z = np.array([e / c["measured"][1] for e, c in zip(err, rows, strict=True)])
+        se = np.array([c["measured"][1] for c in rows])
         parts.append(
-            f"{outcome} {len(rows)}: {np.mean(err):+.2f} rating points ({np.mean(z):+.1f} se)"
+            f"{outcome} {len(rows)}: {err.mean():+.2f} rating points ({(err / se).mean():+.1f} se)"
         )
     return "measured minus true effect when the test closed, mean by outcome: " + (
         "; ".join(parts) or "none closed"
