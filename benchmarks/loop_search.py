@@ -12,6 +12,10 @@ Pure Python, no Django: drives `improvements.search.ImproverPolicy` the way the 
   default first) run trials of `--trial-reviews` reviews of one configuration each (spread over
   generations of 1-3 reviews, like the loop's); a trial's value is its mean overall rating; the
   baseline's "active" is the trial with the best mean so far. Default: never changes.
+- Reviews rate every dimension (a review of 5 dimensions is 5 ratings), as the product's review
+  form asks. `--review-dims tests|objective` and `--trial-objective-only` measure what asking
+  only the overall dimension would change (docs/improvement-loop.md, "Asking only the
+  objective"); the baselines' cache keeps the two kinds of trial apart.
 
 Reported, per parameter space and taste family, medians over seeds: the share of the gap
 (best - default true quality) closed by the active configuration at 500 / 1,000 / 2,000 / 3,000
@@ -62,6 +66,7 @@ from improvements.search import (  # noqa: E402
     Ratings,
     Settings,
 )
+from improvements.search.candidates import coordinate_ascent, to_params  # noqa: E402
 
 CHECKPOINTS = (500, 1000, 2000, 3000)
 SPACES = {
@@ -110,8 +115,16 @@ class Store:
     def n_ratings(self) -> int:
         return len(self.r_val)
 
-    def generate(self, sim: Simulator, revision: int, rng: np.random.Generator) -> int:
-        """One generation of `revision` with 1-3 reviews; returns ratings added."""
+    def generate(
+        self,
+        sim: Simulator,
+        revision: int,
+        rng: np.random.Generator,
+        only: int | None = None,
+    ) -> int:
+        """One generation of `revision` with 1-3 reviews; returns ratings added.
+
+        `only`: the one dimension the reviews are asked to rate (None: every dimension)."""
         params = self.revisions[revision]
         self.clock += 1
         gen_id = len(self.g_id)
@@ -129,6 +142,8 @@ class Store:
             self.clock += 0.001
             review = sim.review(params, luck, int(reviewer))
             for d, value in enumerate(review.ratings):
+                if only is not None and only >= 0 and d != only:
+                    continue
                 self.r_rev.append(revision)
                 self.r_gen.append(gen_id)
                 self.r_rvw.append(int(reviewer))
@@ -187,6 +202,8 @@ class LoopResult:
     step_seconds: list[float]
     n_revisions: int
     n_controls: int
+    # checkpoint -> true quality of the model's own optimum (only with `climb`)
+    optimum: dict[int, float] = field(default_factory=dict)
 
 
 def run_loop(
@@ -196,6 +213,8 @@ def run_loop(
     step_every: int,
     seed: int,
     log: bool = False,
+    review_dims: str = "all",
+    climb: bool = False,
 ) -> LoopResult:
     space = sim.taste.space
     rng = np.random.default_rng([seed, 31337])
@@ -212,6 +231,8 @@ def run_loop(
     next_step = step_every
     checkpoints = {}
     favourite: dict[int, float] = {}
+    optimum: dict[int, float] = {}
+    opt_quality = quality_of[0]
     fav_quality = quality_of[0]
     n_controls = 1
     quota: dict[int, int] = {}  # generations an arm may still get before the next step
@@ -222,11 +243,13 @@ def run_loop(
         if revision in quota:
             quota[revision] -= 1
         before = store.n_ratings
-        store.generate(sim, revision, rng)
+        store.generate(sim, revision, rng, asked_only(review_dims, revision, state, sim))
         for c in CHECKPOINTS:
             if before < c <= store.n_ratings:
                 checkpoints[c] = quality_of[state.active]
                 favourite[c] = fav_quality
+                if climb:
+                    optimum[c] = opt_quality
         if store.n_ratings < next_step or store.n_ratings >= budget:
             continue
         next_step = store.n_ratings + step_every
@@ -235,6 +258,9 @@ def run_loop(
         step_seconds.append(time.perf_counter() - t0)
         if policy.favourite is not None:
             fav_quality = sim.taste.quality(policy.favourite)
+        if climb and any(store.n_ratings < c <= next_step for c in CHECKPOINTS):
+            # The last step before a checkpoint: where the model itself puts the optimum.
+            opt_quality = _model_optimum_quality(policy, sim, store.revisions, state.active)
         opened_before = set(store.revisions)
         state, traffic, promoted = _apply(plan, state, store, sim, quality_of, challengers)
         new_ids = sorted(set(store.revisions) - opened_before)
@@ -258,9 +284,12 @@ def run_loop(
     for c in CHECKPOINTS:
         checkpoints.setdefault(c, quality_of[state.active])
         favourite.setdefault(c, fav_quality)
+        if climb:
+            optimum.setdefault(c, opt_quality)
     return LoopResult(
         quality=checkpoints,
         favourite=favourite,
+        optimum=optimum,
         curve=curve,
         promotions=promotions,
         challengers=list(challengers.values()),
@@ -268,6 +297,47 @@ def run_loop(
         n_revisions=len(store.revisions),
         n_controls=n_controls,
     )
+
+
+def _model_optimum_quality(
+    policy: ImproverPolicy, sim: Simulator, revisions: dict[int, dict[str, Any]], active: int
+) -> float:
+    """True quality of the best configuration by the model's own objective mean.
+
+    Coordinate ascent over every parameter's whole range (15 rounds of 41 values), started from
+    the active configuration, the model's favourite and the 6 tried configurations the model
+    rates best. Tells whether the model or the choice of candidates limits the favourite."""
+    space, model = sim.taste.space, policy.model
+    if model is None:
+        return sim.taste.quality(revisions[active])
+
+    def score(units: np.ndarray) -> np.ndarray:
+        return model.objective_mean(space.unit_to_features(units))
+
+    tried = np.array([space.to_unit(p) for p in revisions.values()])
+    starts = [space.to_unit(revisions[active]), *tried[np.argsort(-score(tried))[:6]]]
+    if policy.favourite is not None:
+        starts.append(space.to_unit(policy.favourite))
+    climbed = np.array([coordinate_ascent(space, score, x, rounds=15, grid=41) for x in starts])
+    best = climbed[int(np.argmax(score(climbed)))]
+    return sim.taste.quality(to_params(space, best, revisions[active]))
+
+
+def asked_only(
+    review_dims: str, revision: int, state: ExperimentState, sim: Simulator
+) -> int | None:
+    """The one dimension a review of `revision` is asked to rate, or None for every dimension.
+
+    "all": every review rates every dimension (the product's review form). "tests": reviews of
+    the control's and the challengers' videos rate only the objective (the overall dimension),
+    which is all their tests use; explorers' reviews rate every dimension. "objective": every
+    review rates only the objective."""
+    if review_dims == "objective":
+        return sim.taste.overall_index
+    testing = revision == state.active or any(
+        a.revision == revision and a.role == "challenger" for a in state.arms
+    )
+    return sim.taste.overall_index if review_dims == "tests" and testing else None
 
 
 def _apply(plan, state, store, sim, quality_of, challengers):  # noqa: ANN001, ANN202
@@ -333,9 +403,17 @@ def _apply(plan, state, store, sim, quality_of, challengers):  # noqa: ANN001, A
 
 
 def run_trials(
-    sim: Simulator, budget: int, kind: str, trial_reviews: int, seed: int
+    sim: Simulator,
+    budget: int,
+    kind: str,
+    trial_reviews: int,
+    seed: int,
+    objective_only: bool = False,
 ) -> dict[int, float]:
-    """Random search or TPE with `trial_reviews` reviews per trial; returns checkpoint quality."""
+    """Random search or TPE with `trial_reviews` reviews per trial; returns checkpoint quality.
+
+    `objective_only`: the trials' reviews rate only the overall dimension, the only one a
+    trial's value uses, so a review costs one rating instead of one per dimension."""
     space = sim.taste.space
     rng = np.random.default_rng([seed, 4242])
     store = Store(dimensions=sim.taste.dimensions)
@@ -365,7 +443,7 @@ def run_trials(
         while len(values) < trial_reviews and store.n_ratings < budget:
             before_ratings = store.n_ratings
             start = len(store.r_val)
-            store.generate(sim, rid, rng)
+            store.generate(sim, rid, rng, overall if objective_only else None)
             for i in range(start, len(store.r_val)):
                 if store.r_dim[i] == overall or overall < 0:
                     values.append(store.r_val[i])
@@ -410,7 +488,16 @@ def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
     taste = sim.taste
     gap = taste.best_quality - taste.default_quality
     settings = Settings(seed=seed, **opts.get("settings", {}))
-    loop = run_loop(sim, opts["budget"], settings, opts["step_every"], seed, opts.get("log", False))
+    loop = run_loop(
+        sim,
+        opts["budget"],
+        settings,
+        opts["step_every"],
+        seed,
+        opts.get("log", False),
+        opts.get("review_dims", "all"),
+        bool(opts.get("climb")),
+    )
     out: dict[str, Any] = {
         "space": space_name,
         "family": family,
@@ -420,6 +507,7 @@ def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
         "best": taste.best_quality,
         "loop": {c: (q - taste.default_quality) / gap for c, q in loop.quality.items()},
         "favourite": {c: (q - taste.default_quality) / gap for c, q in loop.favourite.items()},
+        "optimum": {c: (q - taste.default_quality) / gap for c, q in loop.optimum.items()},
         "curve": [(n, (q - taste.default_quality) / gap) for n, q in loop.curve],
         "promotions": loop.promotions,
         "challengers": loop.challengers,
@@ -429,11 +517,20 @@ def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
     }
     for kind in opts.get("baselines", ("tpe", "random")):
         key = f"{space_name}/{family}/{seed}/{kind}/{opts['budget']}/{opts['trial_reviews']}"
+        if opts.get("trial_objective_only"):
+            key += "/objective"
         cache = opts.get("cache")
         cached = _cache_read(cache).get(key) if cache else None
         if cached is None:
             sim_b = make_simulator(schema, family=family, seed=seed)
-            q = run_trials(sim_b, opts["budget"], kind, opts["trial_reviews"], seed)
+            q = run_trials(
+                sim_b,
+                opts["budget"],
+                kind,
+                opts["trial_reviews"],
+                seed,
+                bool(opts.get("trial_objective_only")),
+            )
             cached = {str(c): v for c, v in q.items()}
             if cache:
                 _cache_write(cache, key, cached)
@@ -478,6 +575,8 @@ def report(results: list[dict[str, Any]]) -> str:
         lines.append("| method | " + " | ".join(f"{c:,} ratings" for c in CHECKPOINTS) + " |")
         lines.append("|---|" + "---:|" * len(CHECKPOINTS))
         methods = ["loop"] + [m for m in ("tpe", "random") if m in rs[0]]
+        # Diagnostics: what the model would pick, not what the loop has confirmed.
+        methods += [m for m in ("favourite", "optimum") if rs[0].get(m)]
         for m in methods:
             cells = []
             for c in CHECKPOINTS:
@@ -584,6 +683,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         default={},
         help="policy Settings overrides as JSON, e.g. '{\"explorers\": 6}'",
     )
+    parser.add_argument(
+        "--review-dims",
+        choices=["all", "tests", "objective"],
+        default="all",
+        help="what the loop's reviews rate: every dimension, only the objective on the "
+        "control's and challengers' videos, or only the objective everywhere",
+    )
+    parser.add_argument(
+        "--trial-objective-only",
+        action="store_true",
+        help="baselines' reviews rate only the objective (a trial's value uses no other)",
+    )
+    parser.add_argument(
+        "--climb",
+        action="store_true",
+        help="also report the true quality of the model's own optimum at each checkpoint "
+        "(coordinate ascent on its mean; slower)",
+    )
     parser.add_argument("--log", action="store_true", help="print every promotion")
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--baseline-cache", help="JSON file caching baseline results by seed")
@@ -598,6 +715,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baselines": args.baselines,
         "log": args.log,
         "cache": args.baseline_cache,
+        "review_dims": args.review_dims,
+        "trial_objective_only": args.trial_objective_only,
+        "climb": args.climb,
     }
     jobs = [(s, f, seed, opts) for s, f, seed in runs(args)]
     t0 = time.time()

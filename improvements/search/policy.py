@@ -157,8 +157,10 @@ class ImproverPolicy:
             max_issue_rate_increase=s.max_issue_rate_increase,
         )
         self._warm = Warm()
-        # Diagnostics only (benchmarks): the model's favourite configuration at the last step.
+        # Diagnostics only (benchmarks): the model's favourite configuration at the last step,
+        # and the model itself.
         self.favourite: dict[str, Any] | None = None
+        self.model: Surrogate | None = None
 
     # --- the step ------------------------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class ImproverPolicy:
         objective = objective_weights_for(obs.dimensions, s.objective)
         evidence = evidence_gather(obs)
         model = self._fit(evidence, objective)
+        self.model = model
         ctx = _Step(
             obs=obs,
             state=state,

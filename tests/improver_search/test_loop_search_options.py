@@ -1,0 +1,104 @@
+"""The policy benchmark's options: reviews that rate only the objective (the overall
+dimension), and the model's own optimum as a diagnostic."""
+
+import numpy as np
+import pytest
+
+from benchmarks.loop_search import (
+    Store,
+    _model_optimum_quality,
+    asked_only,
+    load_schema,
+    run_loop,
+    run_trials,
+)
+from benchmarks.simulated_reviewers import make_simulator
+from improvements.search import Arm, ExperimentState, ImproverPolicy, Settings
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return make_simulator(load_schema("diffusers"), family="bumps", seed=0)
+
+
+def _store_with_default(sim) -> Store:
+    store = Store(dimensions=sim.taste.dimensions)
+    store.revisions[0] = sim.taste.space.complete(sim.taste.space.default())
+    return store
+
+
+def test_a_review_asked_for_every_dimension_adds_one_rating_per_dimension(sim):
+    store = _store_with_default(sim)
+    rng = np.random.default_rng(1)
+
+    while not store.generate(sim, 0, rng):  # a failed generation gets no review
+        pass
+
+    reviews = len(set(store.r_rvw))
+    assert store.n_ratings == reviews * len(sim.taste.dimensions)
+
+
+def test_a_review_asked_for_the_objective_only_adds_one_overall_rating(sim):
+    store = _store_with_default(sim)
+    rng = np.random.default_rng(1)
+    overall = sim.taste.overall_index
+
+    while not store.generate(sim, 0, rng, only=overall):
+        pass
+
+    assert store.n_ratings == len(set(store.r_rvw))
+    assert set(store.r_dim) == {overall}
+
+
+def test_only_the_control_and_challengers_are_asked_for_the_objective_alone_in_tests_mode(sim):
+    state = ExperimentState(
+        active=0,
+        arms=(
+            Arm(revision=1, role="challenger", control=0, opened=0.0),
+            Arm(revision=2, role="explorer", control=0, opened=0.0),
+        ),
+    )
+    overall = sim.taste.overall_index
+
+    assert [asked_only("tests", r, state, sim) for r in (0, 1, 2)] == [overall, overall, None]
+    assert [asked_only("objective", r, state, sim) for r in (0, 1, 2)] == [overall] * 3
+    assert [asked_only("all", r, state, sim) for r in (0, 1, 2)] == [None] * 3
+
+
+def test_a_baseline_asking_only_the_objective_runs_more_trials_in_the_same_budget(sim):
+    # Each trial of random search draws one configuration; with one rating per review instead
+    # of one per dimension the same budget buys about as many times more trials.
+    calls = {"full": 0, "objective": 0}
+    original = sim.taste.space.from_unit
+
+    def counting(kind):
+        def from_unit(units, base=None):
+            calls[kind] += 1
+            return original(units, base)
+
+        return from_unit
+
+    for kind, objective_only in (("full", False), ("objective", True)):
+        sim.taste.space.from_unit = counting(kind)
+        try:
+            run_trials(sim, 200, "random", 2, seed=3, objective_only=objective_only)
+        finally:
+            sim.taste.space.from_unit = original
+
+    assert calls["objective"] > 3 * calls["full"]
+
+
+def test_the_model_optimum_of_a_policy_without_a_model_is_the_active_configuration(sim):
+    store = _store_with_default(sim)
+    policy = ImproverPolicy(sim.taste.space, Settings(seed=0))
+
+    quality = _model_optimum_quality(policy, sim, store.revisions, 0)
+
+    assert quality == sim.taste.quality(store.revisions[0])
+
+
+def test_climbing_reports_the_model_optimum_at_every_checkpoint_within_the_budget(sim):
+    result = run_loop(sim, 500, Settings(seed=0), 50, seed=0, climb=True)
+
+    assert set(result.optimum) == {500, 1000, 2000, 3000}
+    assert all(np.isfinite(q) for q in result.optimum.values())
