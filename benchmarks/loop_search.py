@@ -14,8 +14,9 @@ Pure Python, no Django: drives `improvements.search.ImproverPolicy` the way the 
   baseline's "active" is the trial with the best mean so far. Default: never changes.
 - Reviews rate every dimension (a review of 5 dimensions is 5 ratings), as the product's review
   form asks. `--review-dims tests|objective` and `--trial-objective-only` measure what asking
-  only the overall dimension would change (docs/improvement-loop.md, "Asking only the
-  objective"); the baselines' cache keeps the two kinds of trial apart.
+  only the overall dimension would change (docs/improvement-loop.md, "What limits the
+  favourite, and asking only the objective"); the baselines' cache keeps the two kinds of
+  trial apart.
 
 Reported, per parameter space and taste family, medians over seeds: the share of the gap
 (best - default true quality) closed by the active configuration at 500 / 1,000 / 2,000 / 3,000
@@ -124,7 +125,8 @@ class Store:
     ) -> int:
         """One generation of `revision` with 1-3 reviews; returns ratings added.
 
-        `only`: the one dimension the reviews are asked to rate (None: every dimension)."""
+        `only`: the one dimension the reviews are asked to rate (None, or -1 for a taste without
+        an overall dimension: every dimension)."""
         params = self.revisions[revision]
         self.clock += 1
         gen_id = len(self.g_id)
