@@ -331,7 +331,9 @@ FEEDBACKLOOP_CONFIG_PATH = Path(
 )
 # The web site leaves improver proposals for an admin to approve; the library applies them.
 IMPROVER_REQUIRE_APPROVAL = env.bool("IMPROVER_REQUIRE_APPROVAL", default=True)
-REVIEWS_TARGET_PER_GENERATION = env.int("REVIEWS_TARGET_PER_GENERATION", default=3)
+# Reviews per video before the queue moves on; unset: the config file's
+# feedback.target_reviews_per_generation (default 3).
+REVIEWS_TARGET_PER_GENERATION = env.int("REVIEWS_TARGET_PER_GENERATION", default=None)
 GENERATION_TIME_LIMIT_SECONDS = env.int("GENERATION_TIME_LIMIT_SECONDS", default=600)
 # A render on the site's workers holds its generation with a lease that its progress heartbeats
 # (at most every GENERATION_HEARTBEAT_SECONDS) renew; a lease that runs out means the renderer

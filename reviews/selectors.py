@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +24,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from feedbackloop.config import load_config
 from generation.models import Generation
 from pipelines.models import Pipeline
 from pipelines.selectors import pipeline_default, revision_active
@@ -122,6 +125,21 @@ def dimensions_compared(*, left: Generation, right: Generation) -> QuerySet[Rati
     return dimensions_active().filter(pipeline__isnull=True)
 
 
+def reviews_target_per_generation() -> int:
+    """Reviews a video collects before the queue moves on: REVIEWS_TARGET_PER_GENERATION when
+    the environment sets it, else the config file's `feedback.target_reviews_per_generation`."""
+    if settings.REVIEWS_TARGET_PER_GENERATION is not None:
+        return int(settings.REVIEWS_TARGET_PER_GENERATION)
+    path = Path(settings.FEEDBACKLOOP_CONFIG_PATH)
+    return _config_reviews_target(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _config_reviews_target(path: str, mtime_ns: int) -> int:
+    """The config file's target, read once per version of the file (the queue asks per page)."""
+    return load_config(path).feedback.target_reviews_per_generation
+
+
 def review_queue(
     *, reviewer: AbstractBaseUser, target: int | None = None, pipeline: str | None = None
 ) -> QuerySet[Generation]:
@@ -132,7 +150,7 @@ def review_queue(
     keeps to one pipeline's videos.
     """
     if target is None:
-        target = settings.REVIEWS_TARGET_PER_GENERATION
+        target = reviews_target_per_generation()
     reviewed_by_me = Review.objects.filter(generation=OuterRef("pk"), reviewer=reviewer)
     queue = generations_reviewable()
     if pipeline:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 from django.contrib.auth.models import Group
 from django.test import Client
 
@@ -145,6 +147,26 @@ def test_the_queue_stops_offering_a_generation_at_the_target_number_of_reviews(l
     assert response["Location"] == "/review/"
     page = logged_in.get("/review/")
     assert b"Nothing is waiting for your review" in page.content
+
+
+def test_the_queue_target_comes_from_the_config_file_when_the_environment_sets_none(
+    logged_in, settings, tmp_path
+):
+    data = yaml.safe_load(Path(settings.FEEDBACKLOOP_CONFIG_PATH).read_text())
+    data["feedback"]["target_reviews_per_generation"] = 1
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    settings.FEEDBACKLOOP_CONFIG_PATH = config
+    settings.REVIEWS_TARGET_PER_GENERATION = None
+    generation = FinishedGenerationFactory()
+    assert logged_in.get("/review/next/")["Location"] == _review_url(generation)
+    services.review_create(
+        reviewer=_reviewer("a1"), generation=generation, ratings={_slugs()[0]: 3}
+    )
+    assert logged_in.get("/review/next/")["Location"] == "/review/"
+    # The environment's value wins over the file's.
+    settings.REVIEWS_TARGET_PER_GENERATION = 2
+    assert logged_in.get("/review/next/")["Location"] == _review_url(generation)
 
 
 def test_the_queue_page_shows_reviews_done_today_and_videos_waiting(logged_in, member):
