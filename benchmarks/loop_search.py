@@ -122,8 +122,9 @@ class Store:
         revision: int,
         rng: np.random.Generator,
         only: int | None = None,
+        reviews: int | None = None,
     ) -> int:
-        """One generation of `revision` with 1-3 reviews; returns ratings added.
+        """One generation of `revision` with 1-3 reviews (or `reviews`); returns ratings added.
 
         `only`: the one dimension the reviews are asked to rate (None, or -1 for a taste without
         an overall dimension: every dimension)."""
@@ -139,7 +140,7 @@ class Store:
         if failed:
             return 0
         added = 0
-        n_reviews = int(rng.integers(1, 4))
+        n_reviews = int(rng.integers(1, 4)) if reviews is None else reviews
         for reviewer in rng.choice(sim.panel.size, n_reviews, replace=False):
             self.clock += 0.001
             review = sim.review(params, luck, int(reviewer))
@@ -217,6 +218,7 @@ def run_loop(
     log: bool = False,
     review_dims: str = "all",
     climb: bool = False,
+    video_reviews: int | None = None,
 ) -> LoopResult:
     space = sim.taste.space
     rng = np.random.default_rng([seed, 31337])
@@ -245,7 +247,9 @@ def run_loop(
         if revision in quota:
             quota[revision] -= 1
         before = store.n_ratings
-        store.generate(sim, revision, rng, asked_only(review_dims, revision, state, sim))
+        store.generate(
+            sim, revision, rng, asked_only(review_dims, revision, state, sim), video_reviews
+        )
         for c in CHECKPOINTS:
             if before < c <= store.n_ratings:
                 checkpoints[c] = quality_of[state.active]
@@ -411,6 +415,7 @@ def run_trials(
     trial_reviews: int,
     seed: int,
     objective_only: bool = False,
+    video_reviews: int | None = None,
 ) -> dict[int, float]:
     """Random search or TPE with `trial_reviews` reviews per trial; returns checkpoint quality.
 
@@ -445,7 +450,7 @@ def run_trials(
         while len(values) < trial_reviews and store.n_ratings < budget:
             before_ratings = store.n_ratings
             start = len(store.r_val)
-            store.generate(sim, rid, rng, overall if objective_only else None)
+            store.generate(sim, rid, rng, overall if objective_only else None, video_reviews)
             for i in range(start, len(store.r_val)):
                 if store.r_dim[i] == overall or overall < 0:
                     values.append(store.r_val[i])
@@ -499,6 +504,7 @@ def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
         opts.get("log", False),
         opts.get("review_dims", "all"),
         bool(opts.get("climb")),
+        opts.get("video_reviews"),
     )
     out: dict[str, Any] = {
         "space": space_name,
@@ -521,6 +527,8 @@ def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
         key = f"{space_name}/{family}/{seed}/{kind}/{opts['budget']}/{opts['trial_reviews']}"
         if opts.get("trial_objective_only"):
             key += "/objective"
+        if opts.get("video_reviews"):
+            key += f"/video{opts['video_reviews']}"
         cache = opts.get("cache")
         cached = _cache_read(cache).get(key) if cache else None
         if cached is None:
@@ -532,6 +540,7 @@ def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
                 opts["trial_reviews"],
                 seed,
                 bool(opts.get("trial_objective_only")),
+                opts.get("video_reviews"),
             )
             cached = {str(c): v for c, v in q.items()}
             if cache:
@@ -703,6 +712,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also report the true quality of the model's own optimum at each checkpoint "
         "(coordinate ascent on its mean; slower)",
     )
+    parser.add_argument(
+        "--video-reviews",
+        type=int,
+        help="reviews every video gets, the loop's and the baselines' alike (default: 1-3, "
+        "drawn per video)",
+    )
     parser.add_argument("--log", action="store_true", help="print every promotion")
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--baseline-cache", help="JSON file caching baseline results by seed")
@@ -720,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "review_dims": args.review_dims,
         "trial_objective_only": args.trial_objective_only,
         "climb": args.climb,
+        "video_reviews": args.video_reviews,
     }
     jobs = [(s, f, seed, opts) for s, f, seed in runs(args)]
     t0 = time.time()

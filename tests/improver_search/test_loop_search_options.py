@@ -1,6 +1,8 @@
 """The policy benchmark's options: reviews that rate only the objective (the overall
 dimension), and the model's own optimum as a diagnostic."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,30 @@ def test_climbing_reports_the_model_optimum_at_every_checkpoint(sim):
 
     assert set(result.optimum) == {500, 1000, 2000, 3000}
     assert all(np.isfinite(q) for q in result.optimum.values())
+
+
+def _reviews_per_video(store: Store) -> dict[int, int]:
+    return Counter(g for g, _ in set(zip(store.r_gen, store.r_rvw, strict=True)))
+
+
+def test_a_fixed_number_of_reviews_per_video_gives_every_video_that_many(sim):
+    store = _store_with_default(sim)
+    rng = np.random.default_rng(1)
+
+    for _ in range(30):
+        store.generate(sim, 0, rng, reviews=1)
+
+    per_video = _reviews_per_video(store)
+    assert per_video and set(per_video.values()) == {1}
+    assert store.n_ratings == len(per_video) * len(sim.taste.dimensions)
+
+
+def test_by_default_a_video_gets_one_to_three_reviews(sim):
+    store = _store_with_default(sim)
+    rng = np.random.default_rng(1)
+
+    for _ in range(60):
+        store.generate(sim, 0, rng)
+
+    per_video = _reviews_per_video(store)
+    assert set(per_video.values()) == {1, 2, 3}
