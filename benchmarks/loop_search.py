@@ -4,7 +4,8 @@ Pure Python, no Django: drives `improvements.search.ImproverPolicy` the way the 
 
 - A new generation goes to an arm drawn from the plan's traffic shares (an arm that has used
   the generations its plan allowed gets no more until the next step); it may fail; a successful
-  one gets 1-3 reviews of every dimension (distinct reviewers from the panel) with issue reports.
+  one gets 1-3 reviews of every dimension (distinct reviewers from the panel; `--video-reviews N`:
+  N, for the baselines too) with issue reports.
 - Every `--step-every` ratings the policy steps on all feedback so far; its plan is applied:
   promotions change the active configuration (the only way it changes), dropped arms close with
   their outcome and measured effect (the memory), new arms open as new revisions.
@@ -207,6 +208,7 @@ class LoopResult:
     n_controls: int
     # checkpoint -> true quality of the model's own optimum (only with `climb`)
     optimum: dict[int, float] = field(default_factory=dict)
+    active_params: dict[str, Any] = field(default_factory=dict)  # at the end of the budget
 
 
 def run_loop(
@@ -219,14 +221,17 @@ def run_loop(
     review_dims: str = "all",
     climb: bool = False,
     video_reviews: int | None = None,
+    policy: ImproverPolicy | None = None,
 ) -> LoopResult:
+    """The loop over `budget` ratings; `policy` (else a new one from `settings`) is left as the
+    last step left it, model included, for diagnostics."""
     space = sim.taste.space
     rng = np.random.default_rng([seed, 31337])
     store = Store(dimensions=sim.taste.dimensions)
     store.revisions[0] = space.complete(space.default())
     state = ExperimentState(active=0)
     traffic: dict[int, float] = {0: 1.0}
-    policy = ImproverPolicy(space, settings)
+    policy = policy or ImproverPolicy(space, settings)
     quality_of = {0: sim.taste.quality(store.revisions[0])}
     curve = [(0, quality_of[0])]
     promotions: list[dict[str, Any]] = []
@@ -302,6 +307,7 @@ def run_loop(
         step_seconds=step_seconds,
         n_revisions=len(store.revisions),
         n_controls=n_controls,
+        active_params=dict(store.revisions[state.active]),
     )
 
 
