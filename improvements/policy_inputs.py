@@ -123,6 +123,9 @@ def _interval(data: Any) -> Interval | None:
             low=float(data["low"]),
             high=float(data["high"]),
             level=float(data.get("level", 0.95)),
+            # The factor already applied to the model's sd when it was predicted: the next
+            # calibration divides it out to compare the model's own sd with what happened.
+            calibration=float(data.get("calibration") or 1.0),
         )
     except (KeyError, TypeError, ValueError):
         return None

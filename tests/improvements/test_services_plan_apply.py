@@ -4,12 +4,15 @@ running ones made the whole improver step fail)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from improvements import services
 from improvements.criteria import criteria_resolve
 from improvements.experiments import arm_open
 from improvements.models import AnalysisRun, ExperimentArm
+from improvements.policy_inputs import arm_memory
 from improvements.search import Interval, NewArm, Plan
 from pipelines.models import ConfigRevision
 from pipelines.services.revisions import revision_create
@@ -79,3 +82,19 @@ def test_a_new_arm_whose_share_does_not_fit_opens_with_an_even_split(active_revi
     opened = shares()
     assert set(opened) == {running.revision.number, running.revision.number + 1}
     assert sum(opened.values()) < 1
+
+
+def test_an_opened_arm_is_remembered_with_its_prediction_and_the_calibration_applied(
+    active_revision,
+):
+    arm = new_arm("n1", active_revision, crf=30)
+    arm = replace(arm, predicted=Interval(0.1, -0.2, 0.4, 0.9, calibration=1.6))
+    apply(
+        active_revision,
+        Plan(active=active_revision.pk, decisions=(), open=(arm,), traffic={"n1": 0.5}),
+    )
+
+    remembered = arm_memory(ExperimentArm.objects.get(status=ExperimentArm.Status.RUNNING))
+
+    assert remembered.role == "explorer"
+    assert remembered.predicted == Interval(0.1, -0.2, 0.4, 0.9, calibration=1.6)
