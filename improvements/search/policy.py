@@ -79,6 +79,9 @@ class Settings:
     lower_quantile: float = 1.0  # challengers maximise mean - this * sd of the predicted gain
     repeat_override_probability: float = 0.97  # evidence needed to retry a failed change
     interval_level: float = 0.9  # of the predicted-impact intervals
+    # Calibrate the model's intervals on explorers too: each closed explorer's prediction when it
+    # opened against what its own reviews measured (dozens before the first challenger closes).
+    calibrate_on_explorers: bool = False
     local_radius: float = 0.2
     local_changes: float = 3.0  # parameters a local candidate changes, on average
     n_local: int = 400
@@ -184,6 +187,11 @@ class ImproverPolicy:
         )
         ctx.worthwhile = max(s.worthwhile_sd * math.sqrt(ctx.unit_var), s.min_effect)
         ctx.calibration = calibration_factor(state.history, s.interval_level)
+        if s.calibrate_on_explorers:
+            ctx.calibration = max(
+                ctx.calibration,
+                explorer_calibration(state.history, evidence, objective, ctx.unit_var),
+            )
         running = self._decide_arms(ctx)
         scored = self._score(ctx, running)
         self.favourite = None
@@ -1146,6 +1154,50 @@ def calibration_factor(history: Sequence[Arm], level: float) -> float:
         zs.append((e.estimate - p.estimate) ** 2 / (sd * sd + e.se * e.se))
     mean_sq = (sum(zs) + _CALIBRATION_PRIOR) / (len(zs) + _CALIBRATION_PRIOR)
     return float(min(max(math.sqrt(mean_sq), _CALIBRATION_RANGE[0]), _CALIBRATION_RANGE[1]))
+
+
+# Pseudo-explorers at a ratio of 1 in the explorers' calibration.
+_EXPLORER_CALIBRATION_PRIOR = 5.0
+
+
+def explorer_calibration(
+    history: Sequence[Arm], evidence: Evidence, objective: Mapping[str, float], unit_var: float
+) -> float:
+    """How much wider the model's intervals must be, learnt from closed explorers.
+
+    An explorer's prediction was made before any of its reviews; what its reviews measured
+    since (objective mean minus its control's, both bias-corrected) carries sampling variance
+    se^2 = `unit_var` over each revision's rated generations. The model's own error variance is
+    then E[(measured - predicted)^2] - se^2 (a moment estimate: a single generation's se is
+    larger than the model's sd, so dividing by sd^2 + se^2 as for challengers would hide it);
+    the factor is sqrt of its ratio to the model's predicted variance, never below 1."""
+    w = np.array([objective.get(d, 0.0) for d in evidence.dimensions])
+    cols = w > 0
+    excess, predicted = 0.0, 0.0
+    n = 0
+    for arm in history:
+        p = arm.predicted
+        if arm.role != "explorer" or p is None:
+            continue
+        if not (math.isfinite(p.low) and math.isfinite(p.high) and p.high > p.low):
+            continue
+        row, control = evidence.row(arm.revision), evidence.row(arm.control)
+        if row < 0 or control < 0:
+            continue
+        means = evidence.mean[[row, control]][:, cols]
+        gens = evidence.n_rated_generations[[row, control]]
+        if not np.all(np.isfinite(means)) or np.any(gens <= 0):
+            continue
+        measured = float((means[0] - means[1]) @ w[cols])
+        sd = (p.high - p.low) / (2 * _z(p.level)) / p.calibration
+        excess += (measured - p.estimate) ** 2 - unit_var * float(np.sum(1.0 / gens))
+        predicted += sd * sd
+        n += 1
+    if n == 0:
+        return 1.0
+    prior = _EXPLORER_CALIBRATION_PRIOR * predicted / n
+    ratio = (excess + prior) / (predicted + prior)
+    return float(min(max(math.sqrt(max(ratio, 0.0)), _CALIBRATION_RANGE[0]), _CALIBRATION_RANGE[1]))
 
 
 def _z(level: float) -> float:

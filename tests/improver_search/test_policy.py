@@ -11,7 +11,10 @@ from improvements.search import (
     ParameterSpace,
     Settings,
 )
+from improvements.search.arm_data import unit_variance
+from improvements.search.evidence import evidence_gather
 from improvements.search.memory import repeats_failure, tried_changes
+from improvements.search.policy import explorer_calibration
 from tests.improver_search.feedback_builder import FeedbackBuilder
 
 SCHEMA = {
@@ -303,3 +306,60 @@ def test_a_small_gain_under_test_gives_way_to_the_models_sure_favourite(space):
         space, _settings(verify_reviews=100, open_unscreened_probability=1.0)
     ).step(fb.observations(), state)
     assert next(d for d in kept.decisions if d.revision == 300).action == "continue"
+
+
+def _explorers_predicted(
+    fb: FeedbackBuilder, space: ParameterSpace, error: float, sd: float
+) -> list[Arm]:
+    """Every revision but the default as a closed explorer whose prediction when it opened was
+    its true gain plus `error`, with a predicted standard deviation of `sd`."""
+    default = fb.revisions[0]
+    half = 1.6448536269514722 * sd
+    arms = []
+    for r, params in fb.revisions.items():
+        if r == 0:
+            continue
+        gain = taste(params) - taste(default) + error
+        arms.append(
+            Arm(
+                revision=r,
+                role="explorer",
+                control=0,
+                opened=0.0,
+                predicted=Interval(gain, gain - half, gain + half, 0.9),
+                outcome="explored",
+            )
+        )
+    return arms
+
+
+def test_explorers_widen_the_model_intervals_when_its_predictions_missed(space):
+    # Small changes of the default (gains within about +-0.1), two generations each: the
+    # ratings' rounding and the random raters compress big gains, not these.
+    rng = np.random.default_rng(5)
+    fb = FeedbackBuilder(rng)
+    default = space.complete(space.default())
+    fb.add_revision(0, default, taste(default))
+    for _ in range(40):
+        fb.generate(0)
+    for r in range(1, 41):
+        params = {**default, "sharpness": float(default["sharpness"] + rng.uniform(-0.1, 0.1))}
+        fb.add_revision(r, params, taste(params))
+        for _ in range(2):
+            fb.generate(r)
+    obs = fb.observations()
+    objective = {"overall_satisfaction": 1.0}
+    evidence, unit_var = evidence_gather(obs), unit_variance(obs, objective)
+
+    right = explorer_calibration(
+        _explorers_predicted(fb, space, 0.0, 0.2), evidence, objective, unit_var
+    )
+    wrong = explorer_calibration(
+        _explorers_predicted(fb, space, 0.8, 0.2), evidence, objective, unit_var
+    )
+
+    # Each explorer was measured on two generations, whose noise alone is larger than the
+    # model's sd: it must not count as the model's error.
+    assert right == pytest.approx(1.0, abs=0.15)
+    assert wrong > 2.0
+    assert explorer_calibration([], evidence, objective, unit_var) == 1.0
