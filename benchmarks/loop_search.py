@@ -44,7 +44,7 @@ import logging  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -687,6 +687,14 @@ def runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
     ]
 
 
+def map_runs(fn: Callable[[Any], Any], jobs: Sequence[Any], n_jobs: int) -> list[Any]:
+    """fn over every job, in `n_jobs` processes (in this one when 1), results in job order."""
+    if n_jobs > 1:
+        with ProcessPoolExecutor(n_jobs) as pool:
+            return list(pool.map(fn, jobs))
+    return [fn(j) for j in jobs]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_run_arguments(parser)
@@ -745,11 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     jobs = [(s, f, seed, opts) for s, f, seed in runs(args)]
     t0 = time.time()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(run_seed, jobs))
-    else:
-        results = [run_seed(j) for j in jobs]
+    results = map_runs(run_seed, jobs, args.jobs)
     print(report(results))
     print(
         f"\n{len(jobs)} runs in {time.time() - t0:.0f} s; settings {args.settings or 'default'}; "

@@ -30,7 +30,6 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -40,7 +39,13 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
-from benchmarks.loop_search import add_run_arguments, load_schema, run_loop, runs  # noqa: E402
+from benchmarks.loop_search import (  # noqa: E402
+    add_run_arguments,
+    load_schema,
+    map_runs,
+    run_loop,
+    runs,
+)
 from benchmarks.simulated_reviewers import make_simulator  # noqa: E402
 from improvements.search import ImproverPolicy, Settings  # noqa: E402
 from improvements.search import candidates as cand  # noqa: E402
@@ -131,11 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     jobs = [(s, f, seed, args.budget, tuple(args.radii)) for s, f, seed in runs(args)]
     t0 = time.time()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(run_seed, jobs))
-    else:
-        results = [run_seed(j) for j in jobs]
+    results = map_runs(run_seed, jobs, args.jobs)
     print(report(results))
     print(f"\n{len(jobs)} runs of {args.budget} ratings in {time.time() - t0:.0f} s")
     if args.json:

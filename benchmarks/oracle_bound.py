@@ -44,7 +44,6 @@ import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -59,6 +58,7 @@ from benchmarks.loop_search import (  # noqa: E402
     Store,
     add_run_arguments,
     load_schema,
+    map_runs,
     runs,
 )
 from benchmarks.simulated_reviewers import Simulator, make_simulator  # noqa: E402
@@ -225,11 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     jobs = [(s, f, seed, args.budget) for s, f, seed in runs(args)]
     t0 = time.time()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = [r for rs in pool.map(run_seed, jobs) for r in rs]
-    else:
-        results = [r for j in jobs for r in run_seed(j)]
+    results = [r for rs in map_runs(run_seed, jobs, args.jobs) for r in rs]
     print(report(results))
     print(f"\n{len(jobs)} runs in {time.time() - t0:.0f} s")
     if args.json:
