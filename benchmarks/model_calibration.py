@@ -62,11 +62,13 @@ def loo_z(gp: gpr.GaussianProcess) -> NDArray[np.float64]:
     return gp.weights / np.sqrt(inverse_diag)
 
 
-def run_seed(args: tuple[str, str, int, int, tuple[float, ...]]) -> dict[str, Any]:
-    space_name, family, seed, budget, radii = args
+def run_seed(
+    args: tuple[str, str, int, int, tuple[float, ...], dict[str, Any]],
+) -> dict[str, Any]:
+    space_name, family, seed, budget, radii, overrides = args
     sim = make_simulator(load_schema(space_name), family=family, seed=seed)
     space = sim.taste.space
-    policy = ImproverPolicy(space, Settings(seed=seed))
+    policy = ImproverPolicy(space, Settings(seed=seed, **overrides))
     result = run_loop(sim, budget, policy.settings, 50, seed, policy=policy)
     model = policy.model
     out: dict[str, Any] = {"space": space_name, "family": family, "seed": seed}
@@ -132,9 +134,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.set_defaults(seeds=3, budget=700)
     parser.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.2, 0.4])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--settings",
+        type=json.loads,
+        default={},
+        help="policy Settings overrides as JSON, e.g. '{\"length_prior_scale\": 0.6}'",
+    )
     parser.add_argument("--json", type=Path, help="also write every result here")
     args = parser.parse_args(argv)
-    jobs = [(s, f, seed, args.budget, tuple(args.radii)) for s, f, seed in runs(args)]
+    jobs = [
+        (s, f, seed, args.budget, tuple(args.radii), args.settings) for s, f, seed in runs(args)
+    ]
     t0 = time.time()
     results = map_runs(run_seed, jobs, args.jobs)
     print(report(results))

@@ -95,6 +95,9 @@ class Settings:
     max_issue_rate_increase: float = 0.25
     issue_rate_for_hint: float = 0.15  # share of the active revision's reviews reporting it
     fit_iterations: int = 60
+    # Factor on the prior's lengthscales: the data of noisy single generations cannot tell how
+    # fast the objective varies between nearby configurations, so the prior decides.
+    length_prior_scale: float = 1.0
     seed: int = 0
 
 
@@ -226,6 +229,7 @@ class ImproverPolicy:
             stack=self.settings.stack,
             warm=self._warm,
             max_iter=self.settings.fit_iterations,
+            length_scale=self.settings.length_prior_scale,
         )
         return model
 

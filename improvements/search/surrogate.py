@@ -222,7 +222,10 @@ def surrogate_fit(
     warm: Warm | None = None,
     max_iter: int = 60,
     max_fit_points: int = 80,
+    length_scale: float = 1.0,
 ) -> Surrogate:
+    """Fit every output's Gaussian process on the evidence; `length_scale` multiplies the
+    prior's lengthscales (below 1: a less smooth function, wider intervals away from data)."""
     warm = warm if warm is not None else Warm()
     x = space.features(evidence.params)
     groups = space.feature_groups
@@ -264,7 +267,7 @@ def surrogate_fit(
         if rows.sum() < 3:
             continue
         noise = evidence.residual_var[d] / np.maximum(n, 1.0)
-        prior = _prior(space, dim, scale=0.5)
+        prior = _prior(space, dim, scale=0.5, length_scale=length_scale)
         fit_one(dim, "dimension", rows, evidence.mean[:, d], noise, per_video, prior)
 
     reviews = evidence.n_reviews
@@ -278,13 +281,13 @@ def surrogate_fit(
         rate = np.where(rows, counts / np.maximum(reviews, 1), 0.0)
         pooled = max(counts.sum() / reviews.sum(), _RATE_FLOOR)
         noise = pooled * (1 - pooled) / np.maximum(reviews, 1.0)
-        prior = _prior(space, name, scale=max(pooled, 0.05), tau=0.05)
+        prior = _prior(space, name, scale=max(pooled, 0.05), tau=0.05, length_scale=length_scale)
         fit_one(f"signal:{name}", "signal", rows, rate, noise, per_video, prior)
 
     rows = evidence.n_timed > 0
     if rows.sum() >= 3:
         noise = evidence.log_seconds_var / np.maximum(evidence.n_timed, 1.0)
-        prior = _prior(space, "generation_seconds", scale=0.3, tau=0.02)
+        prior = _prior(space, "generation_seconds", scale=0.3, tau=0.02, length_scale=length_scale)
         fit_one("time", "time", rows, evidence.log_seconds, noise, np.zeros(len(rows)), prior)
 
     # The objective per revision and its sampling variance.
@@ -314,7 +317,7 @@ def surrogate_fit(
             beta = _stacking_weights(outputs, aux, x[rows], y_obj[rows], noise_obj[rows])
             for name, b in beta.items():
                 target[rows] -= b * outputs[name].gp.predict(x[rows])[0]
-        prior = _prior(space, "objective", scale=0.25 if beta else 0.5)
+        prior = _prior(space, "objective", scale=0.25 if beta else 0.5, length_scale=length_scale)
         gp = fit_gp("objective", rows, target, noise_obj, per_video, prior)
         residual = Output("objective", "objective", gp, np.flatnonzero(rows))
     return Surrogate(
@@ -363,7 +366,14 @@ def _stacking_weights(
     return {n: float(c) for n, c in zip(names, coef, strict=True) if abs(c) > 1e-9}
 
 
-def _prior(space: ParameterSpace, output: str, *, scale: float, tau: float = 0.15) -> gpr.Prior:
+def _prior(
+    space: ParameterSpace,
+    output: str,
+    *,
+    scale: float,
+    tau: float = 0.15,
+    length_scale: float = 1.0,
+) -> gpr.Prior:
     token = output.split(":", 1)[1] if output.startswith("other:") else None
     lengths = np.empty(len(space.tunable))
     amplitudes = np.empty(len(space.tunable))
@@ -376,7 +386,7 @@ def _prior(space: ParameterSpace, output: str, *, scale: float, tau: float = 0.1
             kind = "declared"
         else:
             kind = "elsewhere"
-        lengths[j] = _LENGTH[kind]
+        lengths[j] = _LENGTH[kind] + math.log(length_scale)
         amplitudes[j] = math.log(_AMPLITUDE[kind] * scale)
     return gpr.Prior(
         length_mean=lengths,

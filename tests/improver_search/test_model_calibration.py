@@ -28,7 +28,7 @@ def test_leave_one_out_residuals_equal_those_of_a_fit_without_each_point():
 
 
 def test_a_short_run_reports_both_checks_with_finite_figures():
-    result = run_seed(("diffusers", "bumps", 0, 300, (0.1, 0.4)))
+    result = run_seed(("diffusers", "bumps", 0, 300, (0.1, 0.4), {}))
 
     assert result["loo_z2"] and all(np.isfinite(v) for v in result["loo_z2"].values())
     assert set(result["moves"]) == {"0.1", "0.4"}

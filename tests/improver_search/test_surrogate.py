@@ -89,6 +89,33 @@ def test_surrogate_predicts_the_objective_difference_with_an_interval():
     assert model.beta.get("visual_quality", 0) > 0  # the other dimension carries the signal
 
 
+def test_shorter_prior_lengthscales_widen_the_interval_away_from_the_data():
+    space = ParameterSpace.from_schema(
+        {
+            "properties": {
+                "a": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
+                "b": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
+            }
+        }
+    )
+    rng = np.random.default_rng(3)
+    fb = FeedbackBuilder(rng)
+    for r in range(15):  # every revision near the default: a in [0, 0.3]
+        params = {"a": 0.3 * rng.random(), "b": rng.random()} if r else space.default()
+        fb.add_revision(r, params, 3.0 + params["a"])
+        fb.generate(r)
+    obs = fb.observations()
+    evidence = evidence_gather(obs)
+    objective = objective_weights_for(obs.dimensions, None)
+    far = space.features([{"a": 0.95, "b": 0.5}])
+    z0 = space.features([space.default()])
+    sds = {}
+    for scale in (1.0, 0.5):
+        model = surrogate_fit(evidence, space, objective, length_scale=scale)
+        sds[scale] = float(np.sqrt(model.objective_difference(far, z0)[1][0]))
+    assert sds[0.5] > 1.1 * sds[1.0]
+
+
 def test_the_decision_core_imports_no_django():
     code = (
         "import sys, improvements.search; "
