@@ -58,8 +58,8 @@ def test_additive_kernel_recovers_an_additive_function_from_noisy_points():
     assert np.all(var > 0)
 
 
-def test_surrogate_predicts_the_objective_difference_with_an_interval():
-    space = ParameterSpace.from_schema(
+def _two_parameter_space() -> ParameterSpace:
+    return ParameterSpace.from_schema(
         {
             "properties": {
                 "a": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
@@ -67,6 +67,10 @@ def test_surrogate_predicts_the_objective_difference_with_an_interval():
             }
         }
     )
+
+
+def test_surrogate_predicts_the_objective_difference_with_an_interval():
+    space = _two_parameter_space()
     rng = np.random.default_rng(2)
     fb = FeedbackBuilder(rng)
     for r in range(25):
@@ -90,14 +94,7 @@ def test_surrogate_predicts_the_objective_difference_with_an_interval():
 
 
 def test_shorter_prior_lengthscales_widen_the_interval_away_from_the_data():
-    space = ParameterSpace.from_schema(
-        {
-            "properties": {
-                "a": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
-                "b": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
-            }
-        }
-    )
+    space = _two_parameter_space()
     rng = np.random.default_rng(3)
     fb = FeedbackBuilder(rng)
     for r in range(15):  # every revision near the default: a in [0, 0.3]
