@@ -20,6 +20,7 @@ with a short lengthscale (relevant) for it, one declared for other outputs only 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -227,6 +228,7 @@ def surrogate_fit(
     """Fit every output's Gaussian process on the evidence; `length_scale` multiplies the
     prior's lengthscales (below 1: a less smooth function, wider intervals away from data)."""
     warm = warm if warm is not None else Warm()
+    prior_for = functools.partial(_prior, space, length_scale=length_scale)
     x = space.features(evidence.params)
     groups = space.feature_groups
     outputs: dict[str, Output] = {}
@@ -267,7 +269,7 @@ def surrogate_fit(
         if rows.sum() < 3:
             continue
         noise = evidence.residual_var[d] / np.maximum(n, 1.0)
-        prior = _prior(space, dim, scale=0.5, length_scale=length_scale)
+        prior = prior_for(dim, scale=0.5)
         fit_one(dim, "dimension", rows, evidence.mean[:, d], noise, per_video, prior)
 
     reviews = evidence.n_reviews
@@ -281,13 +283,13 @@ def surrogate_fit(
         rate = np.where(rows, counts / np.maximum(reviews, 1), 0.0)
         pooled = max(counts.sum() / reviews.sum(), _RATE_FLOOR)
         noise = pooled * (1 - pooled) / np.maximum(reviews, 1.0)
-        prior = _prior(space, name, scale=max(pooled, 0.05), tau=0.05, length_scale=length_scale)
+        prior = prior_for(name, scale=max(pooled, 0.05), tau=0.05)
         fit_one(f"signal:{name}", "signal", rows, rate, noise, per_video, prior)
 
     rows = evidence.n_timed > 0
     if rows.sum() >= 3:
         noise = evidence.log_seconds_var / np.maximum(evidence.n_timed, 1.0)
-        prior = _prior(space, "generation_seconds", scale=0.3, tau=0.02, length_scale=length_scale)
+        prior = prior_for("generation_seconds", scale=0.3, tau=0.02)
         fit_one("time", "time", rows, evidence.log_seconds, noise, np.zeros(len(rows)), prior)
 
     # The objective per revision and its sampling variance.
@@ -317,7 +319,7 @@ def surrogate_fit(
             beta = _stacking_weights(outputs, aux, x[rows], y_obj[rows], noise_obj[rows])
             for name, b in beta.items():
                 target[rows] -= b * outputs[name].gp.predict(x[rows])[0]
-        prior = _prior(space, "objective", scale=0.25 if beta else 0.5, length_scale=length_scale)
+        prior = prior_for("objective", scale=0.25 if beta else 0.5)
         gp = fit_gp("objective", rows, target, noise_obj, per_video, prior)
         residual = Output("objective", "objective", gp, np.flatnonzero(rows))
     return Surrogate(
