@@ -98,6 +98,11 @@ class Settings:
     # Factor on the prior's lengthscales: the data of noisy single generations cannot tell how
     # fast the objective varies between nearby configurations, so the prior decides.
     length_prior_scale: float = 1.0
+    # The stacking weights (objective on the other dimensions and the issue signals) as a
+    # Bayesian regression with a prior in rating points, their uncertainty carried into every
+    # predicted gain: a weight estimated where its dimension barely varied is uncertain, and the
+    # candidates that move that dimension most are where it matters.
+    stack_uncertainty: bool = False
     seed: int = 0
 
 
@@ -230,6 +235,7 @@ class ImproverPolicy:
             warm=self._warm,
             max_iter=self.settings.fit_iterations,
             length_scale=self.settings.length_prior_scale,
+            stack_uncertainty=self.settings.stack_uncertainty,
         )
         return model
 

@@ -13,6 +13,9 @@ dimensions and the issue signals, beta comes from a ridge regression across revi
 residual is a GP of its own. When the overall rating mostly follows the other dimensions, its
 prediction then borrows their ratings (five ratings per review instead of one) and the
 reviewers' complaints; when it does not, beta shrinks and the residual GP carries it.
+With `stack_uncertainty`, beta is a Bayesian regression whose prior is stated in rating points
+(`_stacking_posterior`), and its posterior covariance enters every predicted difference and
+Thompson draw: Var(beta'a) = beta'V_a beta + a'C a + tr(C V_a).
 
 `x-affects` enters as the prior on lengthscales: a parameter declared to move an output starts
 with a short lengthscale (relevant) for it, one declared for other outputs only starts long.
@@ -65,6 +68,9 @@ class Surrogate:
     n_revisions: int
     x: NDArray[np.float64]  # features of every revision in the evidence
     thetas: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    # Covariance of the stacking weights (in the order of `beta`), or None to treat them as
+    # known: an estimated weight's error multiplies its output's predicted change.
+    beta_cov: NDArray[np.float64] | None = None
 
     # --- predictions ---------------------------------------------------------------------------
 
@@ -101,13 +107,22 @@ class Surrogate:
         mean = np.zeros(z.shape[0])
         var = np.zeros(z.shape[0])
         geometry = _Geometry.of(self, z, z0)
-        parts = [(self.outputs[n], b) for n, b in self.beta.items()]
-        if self.residual is not None:
-            parts.append((self.residual, 1.0))
-        for output, b in parts:
-            m, v = geometry.difference(output)
+        changes, variances = [], []
+        for name, b in self.beta.items():
+            m, v = geometry.difference(self.outputs[name])
             mean += b * m
             var += b * b * v
+            changes.append(m)
+            variances.append(v)
+        if self.residual is not None:
+            m, v = geometry.difference(self.residual)
+            mean += m
+            var += v
+        if self.beta_cov is not None and changes:
+            # Var(b'a) with b and a independent: b'V_a b (above) + a'C a + tr(C V_a).
+            a = np.array(changes)  # (outputs, z)
+            var += np.einsum("iz,ij,jz->z", a, self.beta_cov, a)
+            var += np.diag(self.beta_cov) @ np.array(variances)
         return mean, np.maximum(var, 1e-10)
 
     def output_difference(
@@ -120,9 +135,12 @@ class Surrogate:
     ) -> NDArray[np.float64]:
         """(n_samples, len(z)) joint posterior draws of the objective (for Thompson sampling)."""
         total = np.zeros((n_samples, z.shape[0]))
-        parts = [(self.outputs[n].gp, b) for n, b in self.beta.items()]
+        parts = [(self.outputs[n].gp, np.full(n_samples, b)) for n, b in self.beta.items()]
+        if self.beta_cov is not None and parts:
+            errors = rng.multivariate_normal(np.zeros(len(parts)), self.beta_cov, n_samples)
+            parts = [(gp, b + errors[:, k]) for k, (gp, b) in enumerate(parts)]
         if self.residual is not None:
-            parts.append((self.residual.gp, 1.0))
+            parts.append((self.residual.gp, np.ones(n_samples)))
         for gp, b in parts:
             mean, _ = gp.predict(z)
             cov = gp.covariance(z, z)
@@ -133,7 +151,7 @@ class Surrogate:
                 w, v = np.linalg.eigh(cov)
                 chol = v * np.sqrt(np.maximum(w, 0))
             draws = mean + rng.standard_normal((n_samples, z.shape[0])) @ chol.T
-            total += b * draws
+            total += b[:, None] * draws
         return total
 
     def summary(self) -> dict[str, object]:
@@ -224,6 +242,7 @@ def surrogate_fit(
     max_iter: int = 60,
     max_fit_points: int = 80,
     length_scale: float = 1.0,
+    stack_uncertainty: bool = False,
 ) -> Surrogate:
     """Fit every output's Gaussian process on the evidence; `length_scale` multiplies the
     prior's lengthscales (below 1: a less smooth function, wider intervals away from data)."""
@@ -305,6 +324,7 @@ def surrogate_fit(
     )
     rows = has_all & np.isfinite(y_obj)
     beta: dict[str, float] = {}
+    beta_cov: NDArray[np.float64] | None = None
     residual: Output | None = None
     if rows.sum() >= 3:
         aux = [
@@ -316,7 +336,12 @@ def surrogate_fit(
         if len(objective) > 1 or not stack:
             aux = aux if stack else []
         if aux and stack and rows.sum() >= 8:
-            beta = _stacking_weights(outputs, aux, x[rows], y_obj[rows], noise_obj[rows])
+            if stack_uncertainty:
+                beta, beta_cov = _stacking_posterior(
+                    outputs, aux, x[rows], y_obj[rows], noise_obj[rows]
+                )
+            else:
+                beta = _stacking_weights(outputs, aux, x[rows], y_obj[rows], noise_obj[rows])
             for name, b in beta.items():
                 target[rows] -= b * outputs[name].gp.predict(x[rows])[0]
         prior = prior_for("objective", scale=0.25 if beta else 0.5)
@@ -331,6 +356,7 @@ def surrogate_fit(
         n_revisions=int(rows.sum()),
         x=x,
         thetas=thetas,
+        beta_cov=beta_cov,
     )
 
 
@@ -366,6 +392,59 @@ def _stacking_weights(
     coef, _ = scipy.optimize.nnls(design, target)
     coef = coef * sign / spread[keep]
     return {n: float(c) for n, c in zip(names, coef, strict=True) if abs(c) > 1e-9}
+
+
+# Prior scale of a stacking weight, in objective points per unit of the output: every dimension
+# is rated on the same scale, so a point more of one is worth about a point of the objective or
+# less; an issue signal is a share of reviews (0-1).
+_STACK_PRIOR_SCALE = {"dimension": 1.0, "signal": 3.0}
+
+
+def _stacking_posterior(
+    outputs: Mapping[str, Output],
+    aux: Sequence[str],
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    noise: NDArray[np.float64],
+) -> tuple[dict[str, float], NDArray[np.float64] | None]:
+    """Stacking weights as a Bayesian regression with their covariance.
+
+    As `_stacking_weights` (signs: dimensions help, complaints hurt), but the prior is stated
+    in the objective's units (`_STACK_PRIOR_SCALE`) rather than per standardised column, so an
+    output that barely varies across the revisions cannot get a huge weight, and the weights'
+    posterior covariance (Gaussian, given the signs) is returned so that predictions carry it.
+    """
+    a = np.column_stack([outputs[n].gp.predict(x)[0] for n in aux])
+    keep = a.std(axis=0) > 1e-6
+    if not keep.any():
+        return {}, None
+    names = [n for n, k in zip(aux, keep, strict=True) if k]
+    sign = np.array([-1.0 if outputs[n].kind == "signal" else 1.0 for n in names])
+    tau = np.array([_STACK_PRIOR_SCALE.get(outputs[n].kind, 1.0) for n in names])
+    weight = 1.0 / np.maximum(noise, 1e-4)
+    weight = weight / weight.mean()
+    centre = np.average(a[:, keep], axis=0, weights=weight)
+    a = (a[:, keep] - centre) * sign
+    yc = y - np.average(y, weights=weight)
+    root = np.sqrt(weight)
+    aw, yw = a * root[:, None], yc * root
+    # sigma^2: the residual variance at unit weight (noise and what stacking misses), from a
+    # first fit; it sets the prior's precision sigma^2 / tau^2 in the design's units.
+    sigma2 = float(np.sum(yw**2) / max(y.size - 1, 1))
+    for _ in range(2):
+        design = np.vstack([aw, np.diag(np.sqrt(sigma2) / tau)])
+        target = np.concatenate([yw, np.zeros(len(names))])
+        coef, _ = scipy.optimize.nnls(design, target)
+        used = coef > 1e-9
+        rss = float(np.sum((aw @ coef - yw) ** 2))
+        sigma2 = max(rss / max(y.size - int(used.sum()), 1), 1e-6)
+    if not used.any():
+        return {}, None
+    d_used = np.vstack([aw[:, used], np.diag(np.sqrt(sigma2) / tau[used])])
+    cov = sigma2 * np.linalg.inv(d_used.T @ d_used)
+    cov = cov * np.outer(sign[used], sign[used])
+    beta = {n: float(c * sg) for n, c, sg, u in zip(names, coef, sign, used, strict=True) if u}
+    return beta, cov
 
 
 def _prior(

@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -111,6 +112,35 @@ def test_shorter_prior_lengthscales_widen_the_interval_away_from_the_data():
         model = surrogate_fit(evidence, space, objective, length_scale=scale)
         sds[scale] = float(np.sqrt(model.objective_difference(far, z0)[1][0]))
     assert sds[0.5] > 1.1 * sds[1.0]
+
+
+def test_uncertain_stacking_weights_widen_the_interval_where_their_outputs_change():
+    space = _two_parameter_space()
+    rng = np.random.default_rng(2)
+    fb = FeedbackBuilder(rng)
+    for r in range(25):
+        params = space.from_unit(rng.random(2), space.default()) if r else space.default()
+        fb.add_revision(r, params, 2.0 + 2.0 * params["a"])
+        for _ in range(3):
+            fb.generate(r)
+    obs = fb.observations()
+    evidence = evidence_gather(obs)
+    objective = objective_weights_for(obs.dimensions, None)
+    model = surrogate_fit(evidence, space, objective, stack_uncertainty=True)
+    assert model.beta.get("visual_quality", 0) > 0
+    assert model.beta_cov is not None and model.beta_cov.shape == (len(model.beta),) * 2
+    assert np.all(np.linalg.eigvalsh(model.beta_cov) >= 0)
+    # Within the prior's scale: a point of one dimension is worth about a point of the overall.
+    assert model.beta["visual_quality"] < 1.5
+    z = space.features([{"a": 0.9, "b": 0.5}, {"a": 0.1, "b": 0.5}])
+    z0 = space.features([space.default()])
+    mean, var = model.objective_difference(z, z0)
+    known_mean, known_var = dataclasses.replace(model, beta_cov=None).objective_difference(z, z0)
+    np.testing.assert_allclose(mean, known_mean)
+    assert var[0] > 1.1 * known_var[0]  # far from the default: visual_quality changes a lot
+    assert var[1] == pytest.approx(known_var[1], rel=0.05)  # the default itself: no change
+    draws = model.objective_samples(z, 400, np.random.default_rng(0))
+    assert np.var(draws[:, 0] - draws[:, 1]) > 0
 
 
 def test_the_decision_core_imports_no_django():
