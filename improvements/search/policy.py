@@ -102,7 +102,7 @@ class Settings:
     # Bayesian regression with a prior in rating points, their uncertainty carried into every
     # predicted gain: a weight estimated where its dimension barely varied is uncertain, and the
     # candidates that move that dimension most are where it matters.
-    stack_uncertainty: bool = False
+    stack_uncertainty: bool = True
     seed: int = 0
 
 

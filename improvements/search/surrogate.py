@@ -75,7 +75,8 @@ class Surrogate:
     # --- predictions ---------------------------------------------------------------------------
 
     def objective(self, z: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Posterior mean and variance of the objective at features z."""
+        """Posterior mean and variance of the objective at features z (the variance treats the
+        stacking weights as known; `objective_difference` and the draws carry their error)."""
         mean = np.zeros(z.shape[0])
         var = np.zeros(z.shape[0])
         for name, b in self.beta.items():
