@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from improvements.search import Observations
 from improvements.search import gaussian_process as gpr
 from improvements.search.evidence import evidence_gather
 from improvements.search.space import ParameterSpace
@@ -70,8 +71,8 @@ def _two_parameter_space() -> ParameterSpace:
     )
 
 
-def test_surrogate_predicts_the_objective_difference_with_an_interval():
-    space = _two_parameter_space()
+def _linear_in_a(space: ParameterSpace) -> Observations:
+    """25 revisions spread over the space, the mean rating rising by 2 points along `a`."""
     rng = np.random.default_rng(2)
     fb = FeedbackBuilder(rng)
     for r in range(25):
@@ -79,7 +80,12 @@ def test_surrogate_predicts_the_objective_difference_with_an_interval():
         fb.add_revision(r, params, 2.0 + 2.0 * params["a"])
         for _ in range(3):
             fb.generate(r)
-    obs = fb.observations()
+    return fb.observations()
+
+
+def test_surrogate_predicts_the_objective_difference_with_an_interval():
+    space = _two_parameter_space()
+    obs = _linear_in_a(space)
     evidence = evidence_gather(obs)
     model = surrogate_fit(evidence, space, objective_weights_for(obs.dimensions, None))
     z = space.features([{"a": 0.9, "b": 0.5}])
@@ -116,14 +122,7 @@ def test_shorter_prior_lengthscales_widen_the_interval_away_from_the_data():
 
 def test_uncertain_stacking_weights_widen_the_interval_where_their_outputs_change():
     space = _two_parameter_space()
-    rng = np.random.default_rng(2)
-    fb = FeedbackBuilder(rng)
-    for r in range(25):
-        params = space.from_unit(rng.random(2), space.default()) if r else space.default()
-        fb.add_revision(r, params, 2.0 + 2.0 * params["a"])
-        for _ in range(3):
-            fb.generate(r)
-    obs = fb.observations()
+    obs = _linear_in_a(space)
     evidence = evidence_gather(obs)
     objective = objective_weights_for(obs.dimensions, None)
     model = surrogate_fit(evidence, space, objective, stack_uncertainty=True)
