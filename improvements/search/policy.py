@@ -98,10 +98,10 @@ class Settings:
     # Factor on the prior's lengthscales: the data of noisy single generations cannot tell how
     # fast the objective varies between nearby configurations, so the prior decides.
     length_prior_scale: float = 1.0
-    # The stacking weights (objective on the other dimensions and the issue signals) as a
-    # Bayesian regression with a prior in rating points, their uncertainty carried into every
-    # predicted gain: a weight estimated where its dimension barely varied is uncertain, and the
-    # candidates that move that dimension most are where it matters.
+    # Carry the stacking weights' uncertainty (objective on the other dimensions and the issue
+    # signals) into every predicted gain: a weight estimated where its dimension barely varied
+    # is uncertain, and the candidates that move that dimension most are where it matters.
+    # False treats the weights as known (an ablation; not measured end to end).
     stack_uncertainty: bool = True
     seed: int = 0
 

@@ -9,13 +9,13 @@ per revision with a known noise level:
 
 The objective (a weighted mean of dimensions; by default the overall rating) is modelled by
 *stacking*: objective = sum_k beta_k * output_k(x) + residual(x), where the outputs are the other
-dimensions and the issue signals, beta comes from a ridge regression across revisions, and the
-residual is a GP of its own. When the overall rating mostly follows the other dimensions, its
-prediction then borrows their ratings (five ratings per review instead of one) and the
-reviewers' complaints; when it does not, beta shrinks and the residual GP carries it.
-With `stack_uncertainty`, beta is a Bayesian regression whose prior is stated in rating points
-(`_stacking_posterior`), and its posterior covariance enters every predicted difference and
-Thompson draw: Var(beta'a) = beta'V_a beta + a'C a + tr(C V_a).
+dimensions and the issue signals, beta comes from a sign-constrained Bayesian regression across
+revisions with its prior stated in rating points (`_stacking_posterior`), and the residual is a
+GP of its own. When the overall rating mostly follows the other dimensions, its prediction then
+borrows their ratings (five ratings per review instead of one) and the reviewers' complaints;
+when it does not, beta shrinks and the residual GP carries it. beta is an estimate: its
+posterior covariance C enters every predicted difference and Thompson draw, Var(beta'a) =
+beta'V_a beta + a'C a + tr(C V_a) (`stack_uncertainty`; off, beta is treated as known).
 
 `x-affects` enters as the prior on lengthscales: a parameter declared to move an output starts
 with a short lengthscale (relevant) for it, one declared for other outputs only starts long.
@@ -47,7 +47,6 @@ _AMPLITUDE = {"declared": 0.6, "elsewhere": 0.2, "undeclared": 0.35}
 MIN_SIGNAL_REPORTS = 5
 MAX_SIGNALS = 4
 _RATE_FLOOR = 0.02
-_STACK_RIDGE = 1.0
 
 
 @dataclass
@@ -243,7 +242,7 @@ def surrogate_fit(
     max_iter: int = 60,
     max_fit_points: int = 80,
     length_scale: float = 1.0,
-    stack_uncertainty: bool = False,
+    stack_uncertainty: bool = True,
 ) -> Surrogate:
     """Fit every output's Gaussian process on the evidence; `length_scale` multiplies the
     prior's lengthscales (below 1: a less smooth function, wider intervals away from data)."""
@@ -337,12 +336,11 @@ def surrogate_fit(
         if len(objective) > 1 or not stack:
             aux = aux if stack else []
         if aux and stack and rows.sum() >= 8:
-            if stack_uncertainty:
-                beta, beta_cov = _stacking_posterior(
-                    outputs, aux, x[rows], y_obj[rows], noise_obj[rows]
-                )
-            else:
-                beta = _stacking_weights(outputs, aux, x[rows], y_obj[rows], noise_obj[rows])
+            beta, beta_cov = _stacking_posterior(
+                outputs, aux, x[rows], y_obj[rows], noise_obj[rows]
+            )
+            if not stack_uncertainty:
+                beta_cov = None
             for name, b in beta.items():
                 target[rows] -= b * outputs[name].gp.predict(x[rows])[0]
         prior = prior_for("objective", scale=0.25 if beta else 0.5)
@@ -361,40 +359,6 @@ def surrogate_fit(
     )
 
 
-def _stacking_weights(
-    outputs: Mapping[str, Output],
-    aux: Sequence[str],
-    x: NDArray[np.float64],
-    y: NDArray[np.float64],
-    noise: NDArray[np.float64],
-) -> dict[str, float]:
-    """Sign-constrained ridge regression of the objective on the auxiliary outputs.
-
-    A better dimension can only help the objective and a more frequent complaint only hurt it,
-    so weights are >= 0 for dimensions and <= 0 for issue signals (non-negative least squares
-    on sign-flipped columns). The ridge, in standardised units, shrinks as revisions accumulate:
-    with a dozen revisions and eight outputs an unconstrained fit chases noise.
-    """
-    a = np.column_stack([outputs[n].gp.predict(x)[0] for n in aux])
-    spread = a.std(axis=0)
-    keep = spread > 1e-6
-    if not keep.any():
-        return {}
-    names = [n for n, k in zip(aux, keep, strict=True) if k]
-    sign = np.array([-1.0 if outputs[n].kind == "signal" else 1.0 for n in names])
-    a = (a[:, keep] - a[:, keep].mean(axis=0)) / spread[keep] * sign
-    weight = 1.0 / np.maximum(noise, 1e-4)
-    weight = weight / weight.mean()
-    yc = y - np.average(y, weights=weight)
-    root = np.sqrt(weight)
-    ridge = _STACK_RIDGE * max(1.0, 40.0 / y.size)
-    design = np.vstack([a * root[:, None], math.sqrt(ridge * y.size / 10) * np.eye(a.shape[1])])
-    target = np.concatenate([yc * root, np.zeros(a.shape[1])])
-    coef, _ = scipy.optimize.nnls(design, target)
-    coef = coef * sign / spread[keep]
-    return {n: float(c) for n, c in zip(names, coef, strict=True) if abs(c) > 1e-9}
-
-
 # Prior scale of a stacking weight, in objective points per unit of the output: every dimension
 # is rated on the same scale, so a point more of one is worth about a point of the objective or
 # less; an issue signal is a share of reviews (0-1).
@@ -408,12 +372,15 @@ def _stacking_posterior(
     y: NDArray[np.float64],
     noise: NDArray[np.float64],
 ) -> tuple[dict[str, float], NDArray[np.float64] | None]:
-    """Stacking weights as a Bayesian regression with their covariance.
+    """Stacking weights as a sign-constrained Bayesian regression, with their covariance.
 
-    As `_stacking_weights` (signs: dimensions help, complaints hurt), but the prior is stated
-    in the objective's units (`_STACK_PRIOR_SCALE`) rather than per standardised column, so an
-    output that barely varies across the revisions cannot get a huge weight, and the weights'
-    posterior covariance (Gaussian, given the signs) is returned so that predictions carry it.
+    A better dimension can only help the objective and a more frequent complaint only hurt it,
+    so weights are >= 0 for dimensions and <= 0 for issue signals (non-negative least squares
+    on sign-flipped columns). The prior is stated in the objective's units
+    (`_STACK_PRIOR_SCALE`), not per standardised column, so an output that barely varies across
+    the revisions cannot get a huge weight (a ridge on standardised columns gave 2-4 points per
+    point of a dimension, and treated the weight as known). The weights' posterior covariance
+    (Gaussian, given the signs) is returned so that predictions carry it.
     """
     a = np.column_stack([outputs[n].gp.predict(x)[0] for n in aux])
     keep = a.std(axis=0) > 1e-6
