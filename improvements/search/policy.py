@@ -82,6 +82,11 @@ class Settings:
     # Calibrate the model's intervals on explorers too: each closed explorer's prediction when it
     # opened against what its own reviews measured (dozens before the first challenger closes).
     calibrate_on_explorers: bool = False
+    # Scale the predicted gain of the model's unscreened favourite by the slope of what closed
+    # explorers measured on what the model predicted for them (`explorer_shrinkage`) before it
+    # may open untested or pre-empt a running test: the best of many fresh predictions is
+    # optimistic.
+    shrink_fresh: bool = False
     local_radius: float = 0.2
     local_changes: float = 3.0  # parameters a local candidate changes, on average
     n_local: int = 400
@@ -120,6 +125,7 @@ class _Step:
     unit_var: float
     worthwhile: float = 0.0
     calibration: float = 1.0  # factor on the model's standard deviations (see _calibration)
+    shrink: float = 1.0  # factor on the favourite's predicted gain (see explorer_shrinkage)
     decisions: list[ArmDecision] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -200,6 +206,8 @@ class ImproverPolicy:
                 ctx.calibration,
                 explorer_calibration(state.history, evidence, objective, ctx.unit_var),
             )
+        if s.shrink_fresh:
+            ctx.shrink = explorer_shrinkage(state.history, evidence, objective, ctx.unit_var)
         running = self._decide_arms(ctx)
         scored = self._score(ctx, running)
         self.favourite = None
@@ -540,7 +548,7 @@ class ImproverPolicy:
             assert scored.sd is not None
             candidates.append(
                 (
-                    float(scored.mean[favourite]),
+                    ctx.shrink * float(scored.mean[favourite]),
                     float(scored.sd[favourite]),
                     "the model's unscreened favourite",
                 )
@@ -658,7 +666,8 @@ class ImproverPolicy:
             if score.size == 0 or not np.isfinite(score.max()):
                 favourite = self._unscreened_favourite(ctx, scored, out)
                 if favourite is not None:
-                    rho = mixture_for_effect(max(float(scored.mean[favourite]), s.min_effect))
+                    gain = ctx.shrink * float(scored.mean[favourite])
+                    rho = mixture_for_effect(max(gain, s.min_effect))
                     out.append(
                         self._new_arm(
                             ctx,
@@ -668,6 +677,7 @@ class ImproverPolicy:
                             "challenger",
                             alpha,
                             rho,
+                            shrink=ctx.shrink,
                         )
                     )
                     continue
@@ -722,18 +732,20 @@ class ImproverPolicy:
         if s.open_unscreened_probability >= 1 or scored.mean is None or scored.p_gain is None:
             return None
         assert scored.blocked is not None and scored.too_slow is not None and scored.sd is not None
+        mean = ctx.shrink * scored.mean
+        p_gain = 1 - scipy.stats.norm.cdf((s.min_effect - mean) / scored.sd)
         ok = (
             ~scored.blocked
             & ~scored.too_slow
-            & (scored.p_gain >= s.open_unscreened_probability)
-            & (scored.mean >= ctx.worthwhile)
+            & (p_gain >= s.open_unscreened_probability)
+            & (mean >= ctx.worthwhile)
         )
         if opening:
             opened = np.array([self.space.to_unit(a.params) for a in opening])
             ok &= ~explored_before(self.space, scored.pool.units, opened)
         if not ok.any():
             return None
-        score = np.where(ok, scored.mean - s.lower_quantile * scored.sd, -np.inf)
+        score = np.where(ok, mean - s.lower_quantile * scored.sd, -np.inf)
         return int(np.argmax(score))
 
     def _thompson(self, ctx: _Step, scored: _Scored, idx: NDArray[np.int64], k: int) -> list[int]:
@@ -885,7 +897,9 @@ class ImproverPolicy:
         role: str,
         alpha: float | None = None,
         rho: float | None = None,
+        shrink: float = 1.0,
     ) -> NewArm:
+        """A new arm at `units`; its predicted gain is the model's, times `shrink`."""
         space, s = self.space, self.settings
         active_params = scored.active_params
         retried = bool(
@@ -906,6 +920,7 @@ class ImproverPolicy:
             z = space.features([params])
             z0 = space.features([active_params])
             mean, var = self._difference(ctx, z, z0)
+            mean = mean * shrink
             half = _z(s.interval_level) * math.sqrt(float(var[0]))
             predicted = Interval(
                 float(mean[0]),
@@ -923,6 +938,12 @@ class ImproverPolicy:
                 f"{predicted.estimate:+.2f} [{predicted.low:+.2f}, {predicted.high:+.2f}] "
                 f"({s.interval_level:.0%}) against r{ctx.active}."
             )
+            if shrink < 1:
+                lines.append(
+                    f"That is its mean times {shrink:.2f}: what closed exploration arms measured, "
+                    "against what the model predicted for them, says its fresh predictions are "
+                    "optimistic by that much."
+                )
             dims = {}
             for d in ctx.evidence.dimensions:
                 if d in ctx.model.outputs:
@@ -1170,21 +1191,25 @@ def calibration_factor(history: Sequence[Arm], level: float) -> float:
 _EXPLORER_CALIBRATION_PRIOR = 5.0
 
 
-def explorer_calibration(
-    history: Sequence[Arm], evidence: Evidence, objective: Mapping[str, float], unit_var: float
-) -> float:
-    """How much wider the model's intervals must be, learnt from closed explorers.
+@dataclass(frozen=True)
+class _ExplorerRecord:
+    """A closed explorer: the model's prediction when it opened, and what its reviews measured."""
 
-    An explorer's prediction was made before any of its reviews; what its reviews measured
-    since (objective mean minus its control's, both bias-corrected) carries sampling variance
-    se^2 = `unit_var` over each revision's rated generations. The model's own error variance is
-    then E[(measured - predicted)^2] - se^2 (a moment estimate: a single generation's se is
-    larger than the model's sd, so dividing by sd^2 + se^2 as for challengers would hide it);
-    the factor is sqrt of its ratio to the model's predicted variance, never below 1."""
+    predicted: float
+    sd: float  # the model's own standard deviation (without the calibration factor)
+    measured: float
+    measured_var: float  # sampling variance of `measured`
+
+
+def _closed_explorers(
+    history: Sequence[Arm], evidence: Evidence, objective: Mapping[str, float], unit_var: float
+) -> list[_ExplorerRecord]:
+    """Each closed explorer's prediction against its objective mean minus its control's (both
+    bias-corrected), with that difference's sampling variance `unit_var` over each revision's
+    rated generations."""
     w = np.array([objective.get(d, 0.0) for d in evidence.dimensions])
     cols = w > 0
-    excess, predicted = 0.0, 0.0
-    n = 0
+    out = []
     for arm in history:
         p = arm.predicted
         if arm.role != "explorer" or p is None:
@@ -1198,16 +1223,66 @@ def explorer_calibration(
         gens = evidence.n_rated_generations[[row, control]]
         if not np.all(np.isfinite(means)) or np.any(gens <= 0):
             continue
-        measured = float((means[0] - means[1]) @ w[cols])
-        sd = (p.high - p.low) / (2 * _z(p.level)) / p.calibration
-        excess += (measured - p.estimate) ** 2 - unit_var * float(np.sum(1.0 / gens))
-        predicted += sd * sd
-        n += 1
-    if n == 0:
+        out.append(
+            _ExplorerRecord(
+                predicted=p.estimate,
+                sd=(p.high - p.low) / (2 * _z(p.level)) / p.calibration,
+                measured=float((means[0] - means[1]) @ w[cols]),
+                measured_var=unit_var * float(np.sum(1.0 / gens)),
+            )
+        )
+    return out
+
+
+def explorer_calibration(
+    history: Sequence[Arm], evidence: Evidence, objective: Mapping[str, float], unit_var: float
+) -> float:
+    """How much wider the model's intervals must be, learnt from closed explorers.
+
+    An explorer's prediction was made before any of its reviews. The model's own error variance
+    is E[(measured - predicted)^2] - the measurement's variance (a moment estimate: a single
+    generation's se is larger than the model's sd, so dividing by sd^2 + se^2 as for challengers
+    would hide it); the factor is sqrt of its ratio to the model's predicted variance, never
+    below 1."""
+    records = _closed_explorers(history, evidence, objective, unit_var)
+    if not records:
         return 1.0
-    prior = _EXPLORER_CALIBRATION_PRIOR * predicted / n
+    excess = sum((r.measured - r.predicted) ** 2 - r.measured_var for r in records)
+    predicted = sum(r.sd * r.sd for r in records)
+    prior = _EXPLORER_CALIBRATION_PRIOR * predicted / len(records)
     ratio = (excess + prior) / (predicted + prior)
     return float(min(max(math.sqrt(max(ratio, 0.0)), _CALIBRATION_RANGE[0]), _CALIBRATION_RANGE[1]))
+
+
+# The shrinkage's prior: slope 1 (the model is right on average), worth this many explorers.
+_SHRINKAGE_PRIOR = 5.0
+_SHRINKAGE_RANGE = (0.25, 1.0)
+
+
+def explorer_shrinkage(
+    history: Sequence[Arm], evidence: Evidence, objective: Mapping[str, float], unit_var: float
+) -> float:
+    """How much of a fresh prediction the loop's data says to believe, learnt from explorers.
+
+    The slope of what closed explorers measured on what the model predicted for them when they
+    opened (a regression through the origin, each explorer weighted by one over its measurement
+    variance plus the model's variance, with a prior slope of 1 worth `_SHRINKAGE_PRIOR`
+    explorers), within `_SHRINKAGE_RANGE`. A model that is right on average at new
+    configurations gives 1; one whose best-looking candidates are optimistic (its lengthscales
+    too long, the optimiser's curse) gives less, and its favourite's predicted gain is scaled
+    by that before it may open untested or pre-empt a running test."""
+    records = _closed_explorers(history, evidence, objective, unit_var)
+    if not records:
+        return 1.0
+    weights = np.array([1.0 / (r.measured_var + r.sd * r.sd) for r in records])
+    predicted = np.array([r.predicted for r in records])
+    measured = np.array([r.measured for r in records])
+    information = weights * predicted * predicted
+    prior = _SHRINKAGE_PRIOR * float(information.mean())
+    slope = (prior + float(np.sum(weights * predicted * measured))) / (
+        prior + float(information.sum())
+    )
+    return float(min(max(slope, _SHRINKAGE_RANGE[0]), _SHRINKAGE_RANGE[1]))
 
 
 def _z(level: float) -> float:

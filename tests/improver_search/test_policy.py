@@ -14,7 +14,7 @@ from improvements.search import (
 from improvements.search.arm_data import unit_variance
 from improvements.search.evidence import evidence_gather
 from improvements.search.memory import repeats_failure, tried_changes
-from improvements.search.policy import explorer_calibration
+from improvements.search.policy import explorer_calibration, explorer_shrinkage
 from tests.improver_search.feedback_builder import FeedbackBuilder
 
 SCHEMA = {
@@ -309,17 +309,17 @@ def test_a_small_gain_under_test_gives_way_to_the_models_sure_favourite(space):
 
 
 def _explorers_predicted(
-    fb: FeedbackBuilder, space: ParameterSpace, error: float, sd: float
+    fb: FeedbackBuilder, space: ParameterSpace, error: float, sd: float, scale: float = 1.0
 ) -> list[Arm]:
     """Every revision but the default as a closed explorer whose prediction when it opened was
-    its true gain plus `error`, with a predicted standard deviation of `sd`."""
+    its true gain times `scale` plus `error`, with a predicted standard deviation of `sd`."""
     default = fb.revisions[0]
     half = 1.6448536269514722 * sd
     arms = []
     for r, params in fb.revisions.items():
         if r == 0:
             continue
-        gain = taste(params) - taste(default) + error
+        gain = (taste(params) - taste(default)) * scale + error
         arms.append(
             Arm(
                 revision=r,
@@ -363,3 +363,51 @@ def test_explorers_widen_the_model_intervals_when_its_predictions_missed(space):
     assert right == pytest.approx(1.0, abs=0.15)
     assert wrong > 2.0
     assert explorer_calibration([], evidence, objective, unit_var) == 1.0
+
+
+def test_explorers_shrink_the_favourites_gain_when_predictions_were_too_large(space):
+    # Sharpness over its whole range: true gains from about -0.6 to +0.6, four generations each.
+    rng = np.random.default_rng(7)
+    fb = FeedbackBuilder(rng)
+    default = space.complete(space.default())
+    fb.add_revision(0, default, taste(default))
+    for _ in range(40):
+        fb.generate(0)
+    for r in range(1, 41):
+        params = {**default, "sharpness": float(rng.uniform(0.0, 1.0))}
+        fb.add_revision(r, params, taste(params))
+        for _ in range(4):
+            fb.generate(r)
+    obs = fb.observations()
+    objective = {"overall_satisfaction": 1.0}
+    evidence, unit_var = evidence_gather(obs), unit_variance(obs, objective)
+
+    right = explorer_shrinkage(
+        _explorers_predicted(fb, space, 0.0, 0.1), evidence, objective, unit_var
+    )
+    doubled = explorer_shrinkage(
+        _explorers_predicted(fb, space, 0.0, 0.1, scale=2.0), evidence, objective, unit_var
+    )
+
+    # Rounded ratings and random raters compress the measured gains a little against the taste
+    # (0.7-0.8 here); predictions twice as large must be believed about half as much.
+    assert right > 0.6
+    assert doubled / right == pytest.approx(0.5, abs=0.1)
+    assert explorer_shrinkage([], evidence, objective, unit_var) == 1.0
+
+
+def test_a_favourite_whose_kind_of_prediction_missed_does_not_open_untested(space):
+    fb = _feedback(space, n_revisions=30)
+    # Closed explorers whose predictions were three times their true gains.
+    state = ExperimentState(
+        active=0, history=tuple(_explorers_predicted(fb, space, 0.0, 0.1, scale=3.0))
+    )
+
+    def challengers(**kw) -> list:
+        plan = ImproverPolicy(space, _settings(verify_reviews=100, **kw)).step(
+            fb.observations(), state
+        )
+        return [a for a in plan.open if a.role == "challenger"]
+
+    assert len(challengers()) == 1
+    assert challengers(shrink_fresh=True) == []
