@@ -333,23 +333,32 @@ def _explorers_predicted(
     return arms
 
 
-def test_explorers_widen_the_model_intervals_when_its_predictions_missed(space):
-    # Small changes of the default (gains within about +-0.1), two generations each: the
-    # ratings' rounding and the random raters compress big gains, not these.
-    rng = np.random.default_rng(5)
+def _sharpness_explored(space: ParameterSpace, seed: int, sharpness, generations: int):
+    """The default with 40 generations, and 40 revisions that change only its sharpness (to
+    `sharpness(rng, default sharpness)`), each with `generations` generations; returns the
+    builder, the evidence and the objective's unit variance (objective: the overall rating)."""
+    rng = np.random.default_rng(seed)
     fb = FeedbackBuilder(rng)
     default = space.complete(space.default())
     fb.add_revision(0, default, taste(default))
     for _ in range(40):
         fb.generate(0)
     for r in range(1, 41):
-        params = {**default, "sharpness": float(default["sharpness"] + rng.uniform(-0.1, 0.1))}
+        params = {**default, "sharpness": float(sharpness(rng, default["sharpness"]))}
         fb.add_revision(r, params, taste(params))
-        for _ in range(2):
+        for _ in range(generations):
             fb.generate(r)
     obs = fb.observations()
+    return fb, evidence_gather(obs), unit_variance(obs, {"overall_satisfaction": 1.0})
+
+
+def test_explorers_widen_the_model_intervals_when_its_predictions_missed(space):
+    # Small changes of the default (gains within about +-0.1), two generations each: the
+    # ratings' rounding and the random raters compress big gains, not these.
     objective = {"overall_satisfaction": 1.0}
-    evidence, unit_var = evidence_gather(obs), unit_variance(obs, objective)
+    fb, evidence, unit_var = _sharpness_explored(
+        space, 5, lambda rng, s: s + rng.uniform(-0.1, 0.1), generations=2
+    )
 
     right = explorer_calibration(
         _explorers_predicted(fb, space, 0.0, 0.2), evidence, objective, unit_var
@@ -367,20 +376,10 @@ def test_explorers_widen_the_model_intervals_when_its_predictions_missed(space):
 
 def test_explorers_shrink_the_favourites_gain_when_predictions_were_too_large(space):
     # Sharpness over its whole range: true gains from about -0.6 to +0.6, four generations each.
-    rng = np.random.default_rng(7)
-    fb = FeedbackBuilder(rng)
-    default = space.complete(space.default())
-    fb.add_revision(0, default, taste(default))
-    for _ in range(40):
-        fb.generate(0)
-    for r in range(1, 41):
-        params = {**default, "sharpness": float(rng.uniform(0.0, 1.0))}
-        fb.add_revision(r, params, taste(params))
-        for _ in range(4):
-            fb.generate(r)
-    obs = fb.observations()
     objective = {"overall_satisfaction": 1.0}
-    evidence, unit_var = evidence_gather(obs), unit_variance(obs, objective)
+    fb, evidence, unit_var = _sharpness_explored(
+        space, 7, lambda rng, s: rng.uniform(0.0, 1.0), generations=4
+    )
 
     right = explorer_shrinkage(
         _explorers_predicted(fb, space, 0.0, 0.1), evidence, objective, unit_var
