@@ -364,6 +364,9 @@ def _apply(plan, state, store, sim, quality_of, challengers):  # noqa: ANN001, A
         closed.append(replace(arm, outcome=d.outcome, effect=d.effect))
         if arm.revision in challengers:
             challengers[arm.revision]["outcome"] = d.outcome
+            # The outcome "model" covers both the model's futility and supersession; the
+            # reason's first words tell them apart ("superseded", "the model").
+            challengers[arm.revision]["reason"] = d.reason.split(":")[0].split(",")[0]
             challengers[arm.revision]["n"] = (d.n_arm, d.n_control)
             if d.effect is not None and d.effect.se and math.isfinite(d.effect.estimate):
                 # What its own test measured when it closed, next to the truth.

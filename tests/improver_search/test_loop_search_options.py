@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks.loop_search import (
     Store,
+    _apply,
     _model_optimum_quality,
     asked_only,
     load_schema,
@@ -15,7 +16,14 @@ from benchmarks.loop_search import (
     run_trials,
 )
 from benchmarks.simulated_reviewers import make_simulator
-from improvements.search import Arm, ExperimentState, ImproverPolicy, Settings
+from improvements.search import (
+    Arm,
+    ArmDecision,
+    ExperimentState,
+    ImproverPolicy,
+    Plan,
+    Settings,
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +140,26 @@ def test_by_default_a_video_gets_one_to_three_reviews(sim):
 
     per_video = _reviews_per_video(store)
     assert set(per_video.values()) == {1, 2, 3}
+
+
+def test_a_closed_challenger_records_whether_it_was_superseded_or_dropped_by_the_model(sim):
+    store = _store_with_default(sim)
+    store.revisions[1] = dict(store.revisions[0])
+    store.revisions[2] = dict(store.revisions[0])
+    arms = tuple(Arm(revision=r, role="challenger", control=0, opened=0.0) for r in (1, 2))
+    challengers = {r: {"revision": r, "outcome": "running"} for r in (1, 2)}
+    plan = Plan(
+        active=0,
+        decisions=(
+            ArmDecision(1, "drop", "model", "superseded: the model predicts +0.10 [...]"),
+            ArmDecision(2, "drop", "model", "the model, with this arm's own ratings, gives ..."),
+        ),
+        open=(),
+        traffic={0: 1.0},
+    )
+
+    _apply(plan, ExperimentState(active=0, arms=arms), store, sim, {}, challengers)
+
+    assert challengers[1]["outcome"] == challengers[2]["outcome"] == "model"
+    assert challengers[1]["reason"] == "superseded"
+    assert challengers[2]["reason"] == "the model"
