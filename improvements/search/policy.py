@@ -57,6 +57,11 @@ class Settings:
     # share of the test data falls to the Dunnett allocation.
     control_history: int = 40
     max_challengers: int = 1
+    # Split alpha over the challengers that can run at once (Bonferroni: a batch promotes a
+    # not-better arm with probability <= alpha). False: each challenger is its own experiment at
+    # alpha, as one opened after another already is (each not-better arm is promoted with
+    # probability <= alpha; a batch of k with <= k * alpha).
+    split_alpha: bool = True
     explorers: int = 6
     explorer_reviews: int = 1  # reviews an explorer collects before the model takes over
     explorer_generations: int = 1  # generations an explorer gets (its quota in the plan)
@@ -660,8 +665,8 @@ class ImproverPolicy:
         running_explorers = {a.revision for a in running if a.role == "explorer"}
         # Bonferroni over the challengers that can run at once: each arm's test is at
         # alpha / max_challengers, so an experiment (a batch of arms against one control)
-        # promotes a not-better arm with probability <= alpha.
-        alpha = s.alpha / max(s.max_challengers, 1)
+        # promotes a not-better arm with probability <= alpha (`split_alpha`).
+        alpha = s.alpha / max(s.max_challengers, 1) if s.split_alpha else s.alpha
         for _ in range(want):
             if score.size == 0 or not np.isfinite(score.max()):
                 favourite = self._unscreened_favourite(ctx, scored, out)

@@ -289,6 +289,21 @@ def test_the_models_sure_favourite_opens_as_a_challenger_before_anything_is_scre
     assert not [a for a in screened_only.open if a.role == "challenger"]
 
 
+def test_concurrent_challengers_split_alpha_unless_each_is_its_own_experiment(space):
+    fb = _feedback(space, n_revisions=30)
+    state = ExperimentState(active=0)
+
+    def alphas(**settings) -> list[float]:
+        chosen = _settings(verify_reviews=100, max_challengers=2, **settings)
+        plan = ImproverPolicy(space, chosen).step(fb.observations(), state)
+        return [a.alpha for a in plan.open if a.role == "challenger"]
+
+    split = alphas()
+    own = alphas(split_alpha=False)
+    assert split and all(a == pytest.approx(0.025) for a in split)
+    assert own and all(a == pytest.approx(0.05) for a in own)
+
+
 def test_a_small_gain_under_test_gives_way_to_the_models_sure_favourite(space):
     fb = _feedback(space, n_revisions=30)
     small = space.complete({**fb.revisions[0], "sharpness": 0.5})
