@@ -30,6 +30,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -93,6 +94,21 @@ feedback:
     return path
 
 
+def _seed_generation_ids(seed: int) -> None:
+    """Draw this process's UUIDs from a generator seeded by the run's seed.
+
+    The product assigns each new generation to an experiment arm by a hash of its id, a fresh
+    `uuid.uuid4()`: random in every run, as a randomised experiment should be, so two runs of one
+    seed split their traffic differently from the first experiment on. Seeding the ids here (the
+    benchmark's own process, nothing in the product changes) makes a seed's run reproducible.
+    """
+    import random
+    import uuid
+
+    ids = random.Random(f"closed-loop-{seed}")
+    uuid.uuid4 = lambda: uuid.UUID(int=ids.getrandbits(128), version=4)  # type: ignore[assignment]
+
+
 def run_seed_in_process(opts: dict[str, Any]) -> dict[str, Any]:
     """One seed: returns quality at the checkpoints, promotions with their true effects."""
     import numpy as np
@@ -101,6 +117,7 @@ def run_seed_in_process(opts: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.loop_search import load_schema
     from benchmarks.simulated_reviewers import make_simulator
 
+    _seed_generation_ids(opts["seed"])
     workdir = Path(tempfile.mkdtemp(prefix="closed-loop-"))
     schema = load_schema(opts["space"])
     declaration = workdir / "parameters.json"
@@ -128,10 +145,12 @@ def run_seed_in_process(opts: dict[str, Any]) -> dict[str, Any]:
     curve = [(0, quality_of_active())]
     step_seconds: list[float] = []
     approvals = 0
+    assigned: list[int] = []  # the revision of every generation, in order
     while ratings < opts["budget"]:
         result = generator.generate_video(
             PROMPTS[int(rng.integers(len(PROMPTS)))], measure=opts["render"] == "real"
         )
+        assigned.append(int(result["config_revision"]))
         if result["status"] != "succeeded":
             continue
         params = result["params"]
@@ -218,6 +237,8 @@ def run_seed_in_process(opts: dict[str, Any]) -> dict[str, Any]:
         "challengers": challengers,
         "step_seconds": step_seconds,
         "revisions": ConfigRevision.objects.count(),
+        # Which revision made each generation: two runs of one seed give the same digest.
+        "traffic_digest": hashlib.sha256(json.dumps(assigned).encode()).hexdigest()[:16],
         "controls": max(1, 1 + len(promotions)),
         "approval_batches": approvals,
         "seconds": time.perf_counter() - started,
