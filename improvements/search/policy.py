@@ -363,7 +363,7 @@ class ImproverPolicy:
         if model_effect is None:
             return decision
         sd = (model_effect.high - model_effect.low) / (2 * _z(model_effect.level))
-        p_gain = 1 - scipy.stats.norm.cdf((ctx.worthwhile - model_effect.estimate) / sd)
+        p_gain = _p_above(ctx.worthwhile, model_effect.estimate, sd)
         numbers = {**decision.numbers, "model_probability": float(p_gain)}
         if p_gain >= s.drop_probability:
             return replace(decision, numbers=numbers)
@@ -436,7 +436,7 @@ class ImproverPolicy:
         z0 = space.unit_to_features(active_units[None, :])
         mean, var = self._difference(ctx, z, z0)
         scored.z, scored.mean, scored.sd = z, mean, np.sqrt(var)
-        scored.p_gain = 1 - scipy.stats.norm.cdf((s.min_effect - mean) / scored.sd)
+        scored.p_gain = _p_above(s.min_effect, mean, scored.sd)
         repeat = repeats_failure(space, pool.units, active_units, memory)
         scored.retry = repeat & (scored.p_gain >= s.repeat_override_probability)
         scored.blocked = (repeat & ~scored.retry) | scored.busy
@@ -479,7 +479,7 @@ class ImproverPolicy:
         z = space.unit_to_features(units)
         mean, var = self._difference(ctx, z, z0)
         sd = np.sqrt(var)
-        p_gain = 1 - scipy.stats.norm.cdf((s.min_effect - mean) / sd)
+        p_gain = _p_above(s.min_effect, mean, sd)
         repeat = repeats_failure(space, units, scored.active_units, memory)
         retry = repeat & (p_gain >= s.repeat_override_probability)
         running_units = np.array(
@@ -738,7 +738,7 @@ class ImproverPolicy:
             return None
         assert scored.blocked is not None and scored.too_slow is not None and scored.sd is not None
         mean = ctx.shrink * scored.mean
-        p_gain = 1 - scipy.stats.norm.cdf((s.min_effect - mean) / scored.sd)
+        p_gain = _p_above(s.min_effect, mean, scored.sd)
         ok = (
             ~scored.blocked
             & ~scored.too_slow
@@ -1292,3 +1292,8 @@ def explorer_shrinkage(
 
 def _z(level: float) -> float:
     return float(scipy.stats.norm.ppf(0.5 + level / 2))
+
+
+def _p_above(threshold: float, mean: Any, sd: Any) -> Any:
+    """P(gain > threshold) for a normal predicted gain (elementwise over arrays)."""
+    return 1 - scipy.stats.norm.cdf((threshold - mean) / sd)
