@@ -168,7 +168,9 @@ def _signals(obs: Observations, row_of, n_rev: int) -> dict[str, NDArray[np.floa
         if key not in seen.setdefault(category, set()):
             seen[category].add(key)
             per_row.setdefault(category, np.zeros(n_rev))[rows[i]] += 1
-        for token in note_tokens(iss.note[i]):
+        # In sorted order: a set of strings iterates in an order that changes with the
+        # process's hash seed, and the signals' order reaches the model's fit.
+        for token in sorted(note_tokens(iss.note[i])):
             signal = f"other:{token}"
             if key not in token_reviews.setdefault(signal, set()):
                 token_reviews[signal].add(key)

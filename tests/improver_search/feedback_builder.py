@@ -48,6 +48,7 @@ class FeedbackBuilder:
         failed: bool = False,
         seconds: float = 10.0,
         issue: str | None = None,
+        note: str = "",
         reviewers: list[int] | None = None,
     ) -> None:
         """One generation with 1-3 reviews (or the given reviewers) of every dimension."""
@@ -88,7 +89,7 @@ class FeedbackBuilder:
             if issue is not None:
                 for key, v in zip(
                     ["rev", "gen", "rvw", "cat", "note"],
-                    (revision, gen, int(j), issue, ""),
+                    (revision, gen, int(j), issue, note),
                     strict=True,
                 ):
                     self._i[key].append(v)
