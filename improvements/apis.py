@@ -208,7 +208,9 @@ class ApproveSerializer(serializers.Serializer):
         allow_null=True,
         min_value=0.01,
         max_value=0.8,
-        help_text="the arm's share of new generations (default: the arms split the canary share)",
+        help_text="the arm's share of new generations (default: the share the improver planned "
+        "for it, as far as it fits beside the running arms; otherwise the arms split the canary "
+        "share)",
     )
 
 

@@ -43,6 +43,10 @@ A = ExperimentArm.Status
 EXPERIMENT_TASK_NAME = "experiments: evaluate the running canary"
 # The control keeps at least this share of new generations, however many arms run.
 MIN_CONTROL_SHARE = 0.2
+# An approved proposal takes the share its plan gave it only while the control keeps this much
+# and the arm would get at least MIN_PLANNED_SHARE; otherwise the arms split evenly.
+MIN_PLANNED_CONTROL_SHARE = 0.05
+MIN_PLANNED_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -115,14 +119,18 @@ def arm_open(
     alpha: float | None = None,
     result: dict[str, Any] | None = None,
     criteria: ImprovementCriteria | None = None,
+    planned_share: float | None = None,
 ) -> ExperimentArm:
     """Approve ``revision`` (if still proposed) and run it as an arm of its pipeline's experiment.
 
     ``criteria`` are the improvement criteria in force (default: the site's, criteria_resolve);
     the library passes its own config's, so one config file is the single source.
 
-    Refuses (Conflict) a revision that is not proposed or approved. Without ``share`` the arms
-    split the canary share evenly, the control keeping at least MIN_CONTROL_SHARE.
+    Refuses (Conflict) a revision that is not proposed or approved. Without ``share``, a
+    ``planned_share`` (what the improver planned for it) is used as far as it fits beside the
+    running arms' shares, which stay as they are: resetting them would take a running test's
+    traffic away at every approval. Without either, or when nothing is left, the arms split the
+    canary share evenly, the control keeping at least MIN_CONTROL_SHARE.
     """
     revision = ConfigRevision.objects.select_related("pipeline").get(pk=revision.pk)
     if revision.status not in (S.PROPOSED, S.APPROVED):
@@ -139,6 +147,10 @@ def arm_open(
     )
     running = list(experiment.arms.filter(status=A.RUNNING))
     even = default_shares(len(running) + 1, criteria.canary_share)
+    if share is None and planned_share is not None and 0 < planned_share < 1:
+        left = 1 - sum(a.share for a in running) - MIN_PLANNED_CONTROL_SHARE
+        if left >= MIN_PLANNED_SHARE:
+            share = min(planned_share, left)
     if share is None:
         share = even
         if running:  # make room: every arm takes the even share
@@ -167,10 +179,12 @@ def revision_approve_as_arm(
     share: float | None = None,
     criteria: ImprovementCriteria | None = None,
 ) -> ExperimentArm:
-    """An admin's approval: the revision opens as an arm, with the role and test the improver
-    planned for it (kept in its evidence), or as a challenger at the criteria's alpha."""
+    """An admin's approval: the revision opens as an arm, with the role, test and traffic share
+    the improver planned for it (kept in its evidence), or as a challenger at the criteria's
+    alpha."""
     planned = (revision.evidence or {}).get("arm") or {}
     result = {k: planned[k] for k in ("mixture", "predicted") if k in planned}
+    planned_share = planned.get("share")
     return arm_open(
         revision=revision,
         actor=actor,
@@ -179,6 +193,7 @@ def revision_approve_as_arm(
         alpha=planned.get("alpha"),
         result=result,
         criteria=criteria,
+        planned_share=float(planned_share) if isinstance(planned_share, int | float) else None,
     )
 
 

@@ -225,6 +225,7 @@ def _apply(
                             "alpha": new.alpha,
                             "mixture": new.mixture,
                             "predicted": new.predicted.as_dict(),
+                            "share": plan.traffic.get(new.key),
                         },
                     }
                 ),
@@ -244,9 +245,10 @@ def _apply(
                 except Conflict as exc:
                     if exc.code != "no_share_left":
                         raise
-                    # The plan's shares did not fit what is running: split the canary share
-                    # evenly instead (always fits); the next step sets the plan's shares.
-                    logger.warning("%s: %s; the arms split the traffic evenly", pipeline, exc)
+                    # The plan's share did not fit what is running: the arm takes what is
+                    # left beside the running arms (or, with nothing left, the arms split the
+                    # canary share evenly); the next step sets the plan's shares.
+                    logger.warning("%s: %s; the arm takes what is left", pipeline, exc)
                     arm = experiments.revision_approve_as_arm(
                         revision=revision, actor=actor, share=None, criteria=criteria
                     )
@@ -277,9 +279,9 @@ def _apply_traffic(pipeline: Pipeline, plan: Any, opened: dict[str, int]) -> Non
     experiment = experiments.experiment_running(pipeline=pipeline)
     if experiment is None:
         return
-    running = set(
+    running = dict(
         experiment.arms.filter(status=ExperimentArm.Status.RUNNING).values_list(
-            "revision_id", flat=True
+            "revision_id", "share"
         )
     )
     shares: dict[int, float] = {}
@@ -287,7 +289,8 @@ def _apply_traffic(pipeline: Pipeline, plan: Any, opened: dict[str, int]) -> Non
         revision_id = opened.get(key, key) if isinstance(key, str) else key
         if revision_id in running and share and 0 < share < 1:
             shares[revision_id] = float(share)
-    total = sum(shares.values())
+    # Running arms the plan says nothing of keep their shares, and count.
+    total = sum(shares.values()) + sum(s for r, s in running.items() if r not in shares)
     if shares and total < 1:
         experiments.arms_set_shares(experiment=experiment, shares=shares)
     elif shares:

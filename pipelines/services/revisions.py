@@ -203,15 +203,25 @@ def revision_canary_start(
 def revision_canary_shares(*, pipeline: Pipeline, shares: dict[int, float]) -> None:
     """Set the traffic share of each running canary (revision id → share), all at once.
 
-    Every share is in (0, 1) and together they leave room for the control.
+    Every share is in (0, 1) and together with the canaries left as they are they leave room
+    for the control.
     """
     _lock(pipeline.pk)
-    canaries = {c.pk for c in ConfigRevision.objects.filter(pipeline=pipeline, status=S.CANARY)}
-    unknown = set(shares) - canaries
+    canaries = dict(
+        ConfigRevision.objects.filter(pipeline=pipeline, status=S.CANARY).values_list(
+            "pk", "rollout_share"
+        )
+    )
+    unknown = set(shares) - set(canaries)
     if unknown:
         raise InvalidInput(f"revisions {sorted(unknown)} are not canaries of {pipeline.slug}")
-    if any(not 0 < s < 1 for s in shares.values()) or sum(shares.values()) >= 1:
-        raise InvalidInput("canary shares must each be in (0, 1) and sum to less than 1")
+    total = sum(shares.values()) + sum(
+        share or 0 for pk, share in canaries.items() if pk not in shares
+    )
+    if any(not 0 < s < 1 for s in shares.values()) or total >= 1:
+        raise InvalidInput(
+            "canary shares must each be in (0, 1) and, with the other canaries', sum to less than 1"
+        )
     for revision_id, share in shares.items():
         ConfigRevision.objects.filter(pk=revision_id, status=S.CANARY).update(rollout_share=share)
 

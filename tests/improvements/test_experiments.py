@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django_celery_beat.models import PeriodicTask
 
-from feedbackloop.errors import Conflict
+from feedbackloop.errors import Conflict, InvalidInput
 from generation.services.requests import generation_request
 from improvements.experiments import (
     MIN_CONTROL_SHARE,
@@ -366,3 +366,14 @@ def test_the_evaluation_is_scheduled_once(db):
     assert experiment_schedule_ensure(every_minutes=5) is False
     task = PeriodicTask.objects.get(task="improvements.tasks.experiments_evaluate_task")
     assert task.interval.every == 5 and task.queue == "improver"
+
+
+def test_setting_some_arms_shares_counts_the_other_arms_so_the_control_keeps_traffic(
+    proposal, active_revision
+):
+    first = arm_open(revision=proposal, share=0.6)
+    second = arm_open(revision=propose(active_revision, crf=28), share=0.2)
+    with pytest.raises(InvalidInput, match="sum to less than 1"):
+        arms_set_shares(experiment=first.experiment, shares={second.revision_id: 0.5})
+    shares = dict(ExperimentArm.objects.values_list("revision_id", "share"))
+    assert shares == {proposal.pk: 0.6, second.revision_id: 0.2}
