@@ -41,6 +41,11 @@ def new_arm(key: str, active: ConfigRevision, **changes) -> NewArm:
     )
 
 
+def opening(active: ConfigRevision, *arms: NewArm, traffic: dict) -> Plan:
+    """A plan that decides nothing and opens `arms` with `traffic`."""
+    return Plan(active=active.pk, decisions=(), open=arms, traffic=traffic)
+
+
 def apply(active: ConfigRevision, plan: Plan, *, require_approval: bool = False) -> None:
     run = AnalysisRun.objects.create(pipeline=active.pipeline)
     services._apply(
@@ -60,10 +65,9 @@ def shares() -> dict[int, float]:
 
 def test_running_arms_give_up_traffic_before_the_plans_new_arm_opens(active_revision):
     running = arm_open(revision=propose(active_revision, crf=20), share=0.8)
-    plan = Plan(
-        active=active_revision.pk,
-        decisions=(),
-        open=(new_arm("n1", active_revision, crf=30),),
+    plan = opening(
+        active_revision,
+        new_arm("n1", active_revision, crf=30),
         traffic={running.revision_id: 0.3, "n1": 0.4},
     )
     apply(active_revision, plan)
@@ -74,12 +78,8 @@ def test_a_new_arm_whose_share_does_not_fit_takes_what_is_left_and_the_control_k
     active_revision,
 ):
     running = arm_open(revision=propose(active_revision, crf=20), share=0.8)
-    plan = Plan(
-        active=active_revision.pk,
-        decisions=(),
-        open=(new_arm("n1", active_revision, crf=30),),
-        traffic={"n1": 0.5},  # says nothing of the running arm
-    )
+    # The plan says nothing of the running arm.
+    plan = opening(active_revision, new_arm("n1", active_revision, crf=30), traffic={"n1": 0.5})
     apply(active_revision, plan)
     opened = shares()
     assert set(opened) == {running.revision.number, running.revision.number + 1}
@@ -93,10 +93,7 @@ def test_an_opened_arm_is_remembered_with_its_prediction_and_the_calibration_app
 ):
     arm = new_arm("n1", active_revision, crf=30)
     arm = replace(arm, predicted=Interval(0.1, -0.2, 0.4, 0.9, calibration=1.6))
-    apply(
-        active_revision,
-        Plan(active=active_revision.pk, decisions=(), open=(arm,), traffic={"n1": 0.5}),
-    )
+    apply(active_revision, opening(active_revision, arm, traffic={"n1": 0.5}))
 
     remembered = arm_memory(ExperimentArm.objects.get(status=ExperimentArm.Status.RUNNING))
 
@@ -111,13 +108,10 @@ def test_approving_a_batch_keeps_the_running_tests_share_and_gives_each_arm_its_
     # arms wait for an admin. Approving them used to split the traffic evenly over every arm,
     # which took a running test's traffic away at every approval.
     test = arm_open(revision=propose(active_revision, crf=20), share=0.2)
-    plan = Plan(
-        active=active_revision.pk,
-        decisions=(),
-        open=(
-            new_arm("n1", active_revision, crf=30),
-            new_arm("n2", active_revision, grain=0.0),
-        ),
+    plan = opening(
+        active_revision,
+        new_arm("n1", active_revision, crf=30),
+        new_arm("n2", active_revision, grain=0.0),
         traffic={test.revision_id: 0.6, "n1": 0.1, "n2": 0.1},
     )
     apply(active_revision, plan, require_approval=True)
@@ -139,12 +133,8 @@ def test_approving_a_batch_keeps_the_running_tests_share_and_gives_each_arm_its_
 
 def test_an_approved_arm_whose_planned_share_does_not_fit_takes_what_is_left(active_revision):
     test = arm_open(revision=propose(active_revision, crf=20), share=0.85)
-    plan = Plan(
-        active=active_revision.pk,
-        decisions=(),
-        open=(new_arm("n1", active_revision, crf=30),),
-        traffic={"n1": 0.3},  # planned before the running arm took more
-    )
+    # Planned before the running arm took more.
+    plan = opening(active_revision, new_arm("n1", active_revision, crf=30), traffic={"n1": 0.3})
     apply(active_revision, plan, require_approval=True)
     waiting = list(ConfigRevision.objects.filter(status=ConfigRevision.Status.PROPOSED))
 
