@@ -25,7 +25,6 @@ from django.db import transaction
 from django.db.models import Max
 
 from feedbackloop.config import ImprovementCriteria
-from feedbackloop.errors import Conflict
 from feedbackloop.schedules import periodic_task_ensure
 from improvements import experiments
 from improvements.models import AnalysisRun, ExperimentArm, ExperimentDecision
@@ -234,24 +233,11 @@ def _apply(
             )
             changed.append(revision)
             if not require_approval:
-                share = plan.traffic.get(new.key)
-                try:
-                    arm = experiments.revision_approve_as_arm(
-                        revision=revision,
-                        actor=actor,
-                        share=share if share and share < 1 else None,
-                        criteria=criteria,
-                    )
-                except Conflict as exc:
-                    if exc.code != "no_share_left":
-                        raise
-                    # The plan's share did not fit what is running: the arm takes what is
-                    # left beside the running arms (or, with nothing left, the arms split the
-                    # canary share evenly); the next step sets the plan's shares.
-                    logger.warning("%s: %s; the arm takes what is left", pipeline, exc)
-                    arm = experiments.revision_approve_as_arm(
-                        revision=revision, actor=actor, share=None, criteria=criteria
-                    )
+                # Approved at once, as an admin would: the arm takes the share the plan gave
+                # it, as far as it fits beside the running arms (`arm_open`).
+                arm = experiments.revision_approve_as_arm(
+                    revision=revision, actor=actor, criteria=criteria
+                )
                 opened_keys[new.key] = arm.revision_id
                 revision.refresh_from_db()
             proposal_created.send(sender=ConfigRevision, revision=revision)
