@@ -394,6 +394,7 @@ def test_approver_journey(size, open_context, checks_for, live_server, active_re
                 "role": "challenger",
                 "alpha": 0.02,
                 "mixture": 0.1,
+                "share": 0.3,  # what the improver planned for it
                 "predicted": {"estimate": 0.3, "low": 0.1, "high": 0.5, "level": 0.9},
             },
         },
@@ -449,6 +450,12 @@ def test_approver_journey(size, open_context, checks_for, live_server, active_re
     assert "approved" in page.inner_text("main")
     waiting.refresh_from_db()
     assert waiting.status == "canary"
+    # The approved proposal runs on its planned share, and the running arm keeps its own.
+    page.goto(f"{base}/dashboard/")
+    arms = page.locator(".experiment-summary .arms").inner_text()
+    assert f"r{waiting.number} (challenger, running) on 30% of new generations" in arms
+    kept = round(arm.share * 100)
+    assert f"r{proposal.number} (challenger, running) on {kept}% of new generations" in arms
 
     page.goto(f"{base}/admin/")
     checks.check(page, "admin-index")
