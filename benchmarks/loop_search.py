@@ -74,6 +74,8 @@ CHECKPOINTS = (500, 1000, 2000, 3000)
 SPACES = {
     "builtin": ROOT / "pipelines" / "builtin" / "parameters.json",
     "diffusers": ROOT / "benchmarks" / "spaces" / "diffusers.json",
+    # Held out: no policy setting was chosen on it.
+    "svd": ROOT / "benchmarks" / "spaces" / "svd.json",
 }
 FALLBACK_SPACES = {"builtin": ROOT / "benchmarks" / "spaces" / "builtin.json"}
 

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
+from benchmarks.loop_search import SPACES, load_schema
 from benchmarks.simulated_reviewers import FAMILIES, make_simulator
+from pipelines.declarations import declaration_check
 
 SCHEMA = {
     "properties": {
@@ -34,6 +36,15 @@ def test_every_family_builds_a_seeded_taste_with_a_gap_over_any_space(family):
     assert t.best_quality == b.taste.best_quality
     assert t.quality(t.best_params()) == pytest.approx(t.best_quality)
     assert t.quality(t.space.default()) == pytest.approx(t.default_quality)
+
+
+@pytest.mark.parametrize("space", sorted(SPACES))
+def test_every_benchmark_space_is_a_valid_declaration_with_a_taste_per_family(space):
+    schema = load_schema(space)
+    declaration_check({"type": "object", "properties": schema["properties"]})
+    for family in FAMILIES:
+        taste = make_simulator(schema, family=family, seed=0).taste
+        assert taste.best_quality - taste.default_quality > 0.5
 
 
 def test_ratings_are_integers_from_1_to_5_for_every_dimension():
