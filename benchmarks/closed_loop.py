@@ -16,7 +16,9 @@ Baselines (default, random search, Optuna TPE driven directly by mean overall ra
 the same taste models and budget without Django (benchmarks/loop_search.py: `run_trials`).
 
 By default a stand-in renderer (benchmarks/stand_in_renderer.py) makes a tiny real video per
-generation; `--render real` uses the built-in renderer and measures every video.
+generation; `--render real` uses the built-in renderer and measures every video. The report and
+the exit status are loop_search's: per group, then every run against issue 10's target (exits 1
+unless it was shown).
 
     nice .venv/bin/python benchmarks/closed_loop.py --seeds 10 --families bumps bandpass \\
         --spaces builtin diffusers --mode library --jobs 2
@@ -285,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.one:
         print(json.dumps(run_seed_in_process(json.loads(args.one))))
         return 0
-    from benchmarks.loop_search import report
+    from benchmarks.loop_search import report, target_verdict
 
     runs = [
         {
@@ -312,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.budget:,} ratings, a step every {args.step_every})"
     )
     print(report(results))
+    verdict, met = target_verdict(results)
+    print(verdict)
     seconds = [r["seconds"] for r in results]
     print(
         f"\nwall time per seed: median {sorted(seconds)[len(seconds) // 2]:.0f} s; "
@@ -319,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
-    return 0
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ Reported, per parameter space and taste family, medians over seeds: the share of
 (best - default true quality) closed by the active configuration at 500 / 1,000 / 2,000 / 3,000
 ratings; the ratings the loop needed to close 50% and 80%; false promotions (a promoted arm not
 truly better than its control) per promotion and per control; coverage of the predicted-impact
-intervals by the true effect, for promoted arms and for all challengers; seconds per step.
+intervals by the true effect, for promoted arms and for all challengers; seconds per step. Then
+the medians over every run against issue 10's target (`target_verdict`): exits 1 unless it was
+shown (>= 80% of the gap at 3,000 ratings, ahead of TPE at every checkpoint, >= 10 seeds).
 
     nice .venv/bin/python benchmarks/loop_search.py --seeds 10 --families bumps bandpass \
         --spaces builtin diffusers --jobs 2
@@ -651,6 +653,46 @@ def report(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# Issue 10's target: over at least 10 seeded taste models, the loop's median closes this share
+# of the gap by the last checkpoint and is ahead of Optuna TPE's median at every checkpoint.
+TARGET_SHARE = 0.8
+TARGET_SEEDS = 10
+
+
+def target_verdict(results: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+    """The medians over every run against the target, and whether the target was shown.
+
+    Not shown unless measured: fewer than TARGET_SEEDS seeds, or no TPE baseline, is a miss."""
+    seeds = {r["seed"] for r in results}
+    lines = [f"\n## every run ({len(results)}, seeds {len(seeds)}): medians of the gap closed"]
+    lines.append("| method | " + " | ".join(f"{c:,} ratings" for c in CHECKPOINTS) + " |")
+    lines.append("|---|" + "---:|" * len(CHECKPOINTS))
+    medians = {}
+    for m in ("loop", "tpe", "random"):
+        if all(m in r for r in results):
+            medians[m] = [float(np.median([r[m][c] for r in results])) for c in CHECKPOINTS]
+            lines.append(f"| {m} | " + " | ".join(f"{v:.0%}" for v in medians[m]) + " |")
+    last = medians["loop"][-1]
+    checks = [
+        (
+            f"median at {CHECKPOINTS[-1]:,} ratings {last:.0%} (needs >= {TARGET_SHARE:.0%})",
+            last >= TARGET_SHARE,
+        ),
+        (f"seeds {len(seeds)} (needs >= {TARGET_SEEDS})", len(seeds) >= TARGET_SEEDS),
+    ]
+    if "tpe" in medians:
+        for c, loop, tpe in zip(CHECKPOINTS, medians["loop"], medians["tpe"], strict=True):
+            checks.append((f"ahead of TPE at {c:,}: {loop:.0%} vs {tpe:.0%}", loop > tpe))
+    else:
+        checks.append(("ahead of TPE: not measured (run with --baselines tpe)", False))
+    met = all(ok for _, ok in checks)
+    lines.append(
+        f"target (issue 10): {'met' if met else 'MISSED'}; "
+        + "; ".join(f"{text} {'ok' if ok else 'missed'}" for text, ok in checks)
+    )
+    return "\n".join(lines), met
+
+
 def measured_line(challengers: Sequence[dict[str, Any]]) -> str:
     """How far each closed test's own measurement was from the true effect on expected ratings,
     by outcome: a test stopped when its estimate crosses a bound overstates the effects it
@@ -760,13 +802,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.time()
     results = map_runs(run_seed, jobs, args.jobs)
     print(report(results))
+    verdict, met = target_verdict(results)
+    print(verdict)
     print(
         f"\n{len(jobs)} runs in {time.time() - t0:.0f} s; settings {args.settings or 'default'}; "
         f"baselines: {args.trial_reviews} reviews per trial"
     )
     if args.json:
         args.json.write_text(json.dumps(results, default=str, indent=1))
-    return 0
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
