@@ -151,3 +151,39 @@ def _weighted_mean_and_variance(x: np.ndarray, w: np.ndarray, prior: float) -> t
     sample = float(np.sum(w * w * (x - mean) ** 2) / total * n / max(n - 1, 1))
     phi = ((n - 1) * sample + PRIOR_WEIGHT * prior) / (n - 1 + PRIOR_WEIGHT)
     return mean, phi / total
+
+
+def information_to_cross(
+    effect: float,
+    rho: float,
+    alpha: float,
+    *,
+    difference: float = 0.0,
+    information: float = 0.0,
+    limit: float = 1e6,
+) -> float:
+    """The information at which a test with drift `effect` is expected to reach its boundary.
+
+    The statistic S = difference * information now; it then grows by `effect` per unit of
+    information (its expectation under that effect), and the test promotes where S meets
+    `boundary(I, rho, alpha)`. Returns `information` when it is already past the boundary and
+    `limit` when the drift never gets there within it (no positive effect, or one so small
+    that the boundary's slow growth keeps ahead). A planning figure (the median crossing time
+    of the drift, ignoring the noise), not part of any guarantee.
+    """
+    s_now = difference * information
+
+    def gap(i: float) -> float:
+        return s_now + effect * (i - information) - boundary(i, rho, alpha)
+
+    start = max(information, 1e-6)
+    if gap(start) >= 0:
+        return information
+    if effect <= 0:
+        return limit
+    hi = max(start * 2, 1.0)
+    while gap(hi) < 0:
+        if hi >= limit:
+            return limit
+        hi = min(hi * 2, limit)
+    return float(scipy.optimize.brentq(gap, start, hi))

@@ -6,7 +6,13 @@ import pytest
 from improvements.search import Arm
 from improvements.search.arm_data import arm_data, unit_variance
 from improvements.search.decisions import DecisionRules, challenger_decision
-from improvements.search.sequential_test import boundary, compare, mixture_for_effect, radius
+from improvements.search.sequential_test import (
+    boundary,
+    compare,
+    information_to_cross,
+    mixture_for_effect,
+    radius,
+)
 from tests.improver_search.feedback_builder import FeedbackBuilder
 
 OVERALL = {"overall_satisfaction": 1.0}
@@ -177,3 +183,26 @@ def test_compare_brackets_the_true_difference_of_large_samples():
         a, c, alpha=0.05, futility_alpha=0.1, rho=mixture_for_effect(0.4), prior_variance=0.5
     )
     assert cmp.lower < 0.4 < cmp.upper and cmp.upper - cmp.lower < 0.2
+
+
+def test_the_information_a_test_needs_falls_with_the_effect_and_meets_the_boundary():
+    rho = mixture_for_effect(0.3)
+    small, large = (information_to_cross(e, rho, 0.05) for e in (0.2, 0.6))
+    assert large < small
+    # Where it says, the expected statistic meets the boundary.
+    assert 0.2 * small == pytest.approx(boundary(small, rho, 0.05), rel=1e-6)
+
+
+def test_a_test_already_ahead_needs_less_and_one_past_its_boundary_needs_nothing():
+    rho = mixture_for_effect(0.3)
+    fresh = information_to_cross(0.3, rho, 0.05)
+    ahead = information_to_cross(0.3, rho, 0.05, difference=0.5, information=30.0)
+    assert ahead - 30.0 < fresh
+    past = boundary(30.0, rho, 0.05) / 30.0 + 0.01
+    assert information_to_cross(0.3, rho, 0.05, difference=past, information=30.0) == 30.0
+
+
+def test_without_a_positive_effect_a_test_never_gets_there():
+    rho = mixture_for_effect(0.3)
+    assert information_to_cross(0.0, rho, 0.05, limit=1e4) == 1e4
+    assert information_to_cross(-0.2, rho, 0.05, difference=0.1, information=5.0) == 1e6

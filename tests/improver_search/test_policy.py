@@ -323,6 +323,39 @@ def test_a_small_gain_under_test_gives_way_to_the_models_sure_favourite(space):
     assert next(d for d in kept.decisions if d.revision == 300).action == "continue"
 
 
+def test_a_long_test_of_a_small_gain_is_pre_empted_by_a_candidate_confirmed_sooner(space):
+    fb = _feedback(space, n_revisions=30)
+    small = space.complete({**fb.revisions[0], "sharpness": 0.5})
+    state = _challenger_running(fb, 300, small, generations=10)
+    # Supersession on P(better) is off, so only the sooner-confirmation rule can drop it.
+    plan = ImproverPolicy(
+        space, _settings(verify_reviews=100, supersede_probability=1.0, preempt_sooner=True)
+    ).step(fb.observations(), state)
+    decision = next(d for d in plan.decisions if d.revision == 300)
+    assert (decision.action, decision.outcome) == ("drop", "model")
+    assert decision.reason.startswith("pre-empted: its test")
+    assert "unscreened favourite" in decision.reason
+    (challenger,) = [a for a in plan.open if a.role == "challenger"]
+    assert taste(challenger.params) > taste(small) + 0.3
+    kept = ImproverPolicy(space, _settings(verify_reviews=100, supersede_probability=1.0)).step(
+        fb.observations(), state
+    )
+    assert next(d for d in kept.decisions if d.revision == 300).action == "continue"
+
+
+def test_a_test_near_its_end_is_not_pre_empted_by_a_test_that_must_start_over(space):
+    fb = _feedback(space, n_revisions=30)
+    good = space.complete({**fb.revisions[0], "sharpness": 0.7})
+    state = _challenger_running(fb, 300, good, generations=8)
+    plan = ImproverPolicy(
+        space, _settings(verify_reviews=100, supersede_probability=1.0, preempt_sooner=True)
+    ).step(fb.observations(), state)
+    # The favourite is predicted far higher, but a new test needs min_generations per arm,
+    # more than this one still needs.
+    assert next(d for d in plan.decisions if d.revision == 300).action == "continue"
+    assert not [a for a in plan.open if a.role == "challenger"]
+
+
 def _explorers_predicted(
     fb: FeedbackBuilder, space: ParameterSpace, error: float, sd: float, scale: float = 1.0
 ) -> list[Arm]:
