@@ -323,36 +323,33 @@ def test_a_small_gain_under_test_gives_way_to_the_models_sure_favourite(space):
     assert next(d for d in kept.decisions if d.revision == 300).action == "continue"
 
 
-def test_a_long_test_of_a_small_gain_is_pre_empted_by_a_candidate_confirmed_sooner(space):
+def _pre_emption_step(space, sharpness: float, generations: int, **settings):
+    """A challenger of revision 0 with `sharpness` changed, `generations` into its test, and
+    one policy step in which only the sooner-confirmation rule may supersede it."""
     fb = _feedback(space, n_revisions=30)
-    small = space.complete({**fb.revisions[0], "sharpness": 0.5})
-    state = _challenger_running(fb, 300, small, generations=10)
-    # Supersession on P(better) is off, so only the sooner-confirmation rule can drop it.
-    plan = ImproverPolicy(
-        space, _settings(verify_reviews=100, supersede_probability=1.0, preempt_sooner=True)
-    ).step(fb.observations(), state)
-    decision = next(d for d in plan.decisions if d.revision == 300)
+    params = space.complete({**fb.revisions[0], "sharpness": sharpness})
+    state = _challenger_running(fb, 300, params, generations=generations)
+    chosen = _settings(verify_reviews=100, supersede_probability=1.0, **settings)
+    plan = ImproverPolicy(space, chosen).step(fb.observations(), state)
+    return params, next(d for d in plan.decisions if d.revision == 300), plan
+
+
+def test_a_long_test_of_a_small_gain_is_pre_empted_by_a_candidate_confirmed_sooner(space):
+    small, decision, plan = _pre_emption_step(space, 0.5, 10, preempt_sooner=True)
     assert (decision.action, decision.outcome) == ("drop", "model")
     assert decision.reason.startswith("pre-empted: its test")
     assert "unscreened favourite" in decision.reason
     (challenger,) = [a for a in plan.open if a.role == "challenger"]
     assert taste(challenger.params) > taste(small) + 0.3
-    kept = ImproverPolicy(space, _settings(verify_reviews=100, supersede_probability=1.0)).step(
-        fb.observations(), state
-    )
-    assert next(d for d in kept.decisions if d.revision == 300).action == "continue"
+    _, kept, _ = _pre_emption_step(space, 0.5, 10)
+    assert kept.action == "continue"
 
 
 def test_a_test_near_its_end_is_not_pre_empted_by_a_test_that_must_start_over(space):
-    fb = _feedback(space, n_revisions=30)
-    good = space.complete({**fb.revisions[0], "sharpness": 0.7})
-    state = _challenger_running(fb, 300, good, generations=8)
-    plan = ImproverPolicy(
-        space, _settings(verify_reviews=100, supersede_probability=1.0, preempt_sooner=True)
-    ).step(fb.observations(), state)
+    _, decision, plan = _pre_emption_step(space, 0.7, 8, preempt_sooner=True)
     # The favourite is predicted far higher, but a new test needs min_generations per arm,
     # more than this one still needs.
-    assert next(d for d in plan.decisions if d.revision == 300).action == "continue"
+    assert decision.action == "continue"
     assert not [a for a in plan.open if a.role == "challenger"]
 
 
