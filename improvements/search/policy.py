@@ -84,8 +84,8 @@ class Settings:
     # fresh prediction shrunk by `explorer_shrinkage`), would be confirmed sooner: its whole
     # test is expected to need `preempt_margin` times less information than what the running
     # test still needs for the gain the model now gives it. Either way the loop then holds the
-    # bigger gain sooner (off: measured in docs/improvement-loop.md).
-    preempt_sooner: bool = False
+    # bigger gain sooner (measured in docs/improvement-loop.md, policy alone and end to end).
+    preempt_sooner: bool = True
     preempt_margin: float = 1.5
     min_model_revisions: int = 12  # revisions with ratings before the first challenger
     lower_quantile: float = 1.0  # challengers maximise mean - this * sd of the predicted gain

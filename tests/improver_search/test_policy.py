@@ -335,18 +335,18 @@ def _pre_emption_step(space, sharpness: float, generations: int, **settings):
 
 
 def test_a_long_test_of_a_small_gain_is_pre_empted_by_a_candidate_confirmed_sooner(space):
-    small, decision, plan = _pre_emption_step(space, 0.5, 10, preempt_sooner=True)
+    small, decision, plan = _pre_emption_step(space, 0.5, 10)
     assert (decision.action, decision.outcome) == ("drop", "model")
     assert decision.reason.startswith("pre-empted: its test")
     assert "unscreened favourite" in decision.reason
     (challenger,) = [a for a in plan.open if a.role == "challenger"]
     assert taste(challenger.params) > taste(small) + 0.3
-    _, kept, _ = _pre_emption_step(space, 0.5, 10)
+    _, kept, _ = _pre_emption_step(space, 0.5, 10, preempt_sooner=False)
     assert kept.action == "continue"
 
 
 def test_a_test_near_its_end_is_not_pre_empted_by_a_test_that_must_start_over(space):
-    _, decision, plan = _pre_emption_step(space, 0.7, 8, preempt_sooner=True)
+    _, decision, plan = _pre_emption_step(space, 0.7, 8)
     # The favourite is predicted far higher, but a new test needs min_generations per arm,
     # more than this one still needs.
     assert decision.action == "continue"
