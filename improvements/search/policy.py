@@ -87,6 +87,8 @@ class Settings:
     # bigger gain sooner (measured in docs/improvement-loop.md, policy alone and end to end).
     preempt_sooner: bool = True
     preempt_margin: float = 1.5
+    # P(candidate's gain > the running arm's) needed to pre-empt (0.5: predicted at least as good)
+    preempt_probability: float = 0.5
     min_model_revisions: int = 12  # revisions with ratings before the first challenger
     lower_quantile: float = 1.0  # challengers maximise mean - this * sd of the predicted gain
     repeat_override_probability: float = 0.97  # evidence needed to retry a failed change
@@ -633,7 +635,8 @@ class ImproverPolicy:
         The running test needs, for the gain the model now gives the arm (with its own
         ratings), the information until its statistic is expected to reach the boundary from
         where it stands; a new test of the candidate needs its whole course for the candidate's
-        predicted gain. When the candidate is predicted at least as good (P >= 0.5) and its
+        predicted gain. When the candidate is predicted at least as good (P >=
+        `preempt_probability`, 0.5 by default) and its
         whole test (never less than `min_generations` per arm) is expected to take
         `preempt_margin` times less, switching holds the bigger gain sooner at every horizon.
         A fresh prediction (the unscreened favourite) is first shrunk by what explorers
@@ -663,7 +666,8 @@ class ImproverPolicy:
             gain = mean * shrink if fresh and not s.shrink_fresh else mean  # else shrunk already
             if gain < ctx.worthwhile:
                 continue
-            if scipy.stats.norm.cdf((gain - effect.estimate) / math.hypot(sd_arm, sd)) < 0.5:
+            p_better = scipy.stats.norm.cdf((gain - effect.estimate) / math.hypot(sd_arm, sd))
+            if p_better < s.preempt_probability:
                 continue
             # No test decides before `min_generations` per arm: at least the information the
             # running test had per generation of its arm, that many times.

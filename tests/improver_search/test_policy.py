@@ -343,6 +343,9 @@ def test_a_long_test_of_a_small_gain_is_pre_empted_by_a_candidate_confirmed_soon
     assert taste(challenger.params) > taste(small) + 0.3
     _, kept, _ = _pre_emption_step(space, 0.5, 10, preempt_sooner=False)
     assert kept.action == "continue"
+    # The same candidate, but the rule asks it to be better with near certainty.
+    _, unsure, _ = _pre_emption_step(space, 0.5, 10, preempt_probability=0.9999)
+    assert unsure.action == "continue"
 
 
 def test_a_test_near_its_end_is_not_pre_empted_by_a_test_that_must_start_over(space):
