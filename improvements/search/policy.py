@@ -89,6 +89,9 @@ class Settings:
     preempt_margin: float = 1.5
     # P(candidate's gain > the running arm's) needed to pre-empt (0.5: predicted at least as good)
     preempt_probability: float = 0.5
+    # Pre-empt only a test whose arm has this many generations (0: at any point); a test younger
+    # than that is swapped for another on the model's word alone.
+    preempt_min_generations: int = 0
     min_model_revisions: int = 12  # revisions with ratings before the first challenger
     lower_quantile: float = 1.0  # challengers maximise mean - this * sd of the predicted gain
     repeat_override_probability: float = 0.97  # evidence needed to retry a failed change
@@ -644,6 +647,8 @@ class ImproverPolicy:
         optimistic."""
         s = self.settings
         if test is None or test.action != "continue" or not test.numbers:
+            return None
+        if test.n_arm < s.preempt_min_generations:
             return None
         information = float(test.numbers.get("information", 0.0))
         difference = float(test.numbers.get("difference", math.nan))

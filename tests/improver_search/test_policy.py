@@ -346,6 +346,11 @@ def test_a_long_test_of_a_small_gain_is_pre_empted_by_a_candidate_confirmed_soon
     # The same candidate, but the rule asks it to be better with near certainty.
     _, unsure, _ = _pre_emption_step(space, 0.5, 10, preempt_probability=0.9999)
     assert unsure.action == "continue"
+    # ... or only once the running arm has more generations than these 10.
+    _, young, _ = _pre_emption_step(space, 0.5, 10, preempt_min_generations=11)
+    assert young.action == "continue"
+    _, old_enough, _ = _pre_emption_step(space, 0.5, 10, preempt_min_generations=10)
+    assert old_enough.action == "drop"
 
 
 def test_a_test_near_its_end_is_not_pre_empted_by_a_test_that_must_start_over(space):
