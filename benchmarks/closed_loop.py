@@ -111,6 +111,30 @@ def _seed_generation_ids(seed: int) -> None:
     uuid.uuid4 = lambda: uuid.UUID(int=ids.getrandbits(128), version=4)  # type: ignore[assignment]
 
 
+def _policy_overrides(overrides: dict[str, Any]) -> None:
+    """Override the improver policy's Settings in this process, for measuring a variant.
+
+    The product builds the policy's Settings from its improvement criteria and keeps every
+    other setting at its default; a variant of those defaults is measured end to end by
+    replacing them here, in the benchmark's own process (nothing in the product changes).
+    """
+    if not overrides:
+        return
+    import dataclasses
+
+    from improvements.search import policy
+
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(policy.Settings)}
+    if unknown:
+        raise SystemExit(f"unknown policy settings: {sorted(unknown)}")
+    original = policy.ImproverPolicy.__init__
+
+    def init(self: Any, space: Any, settings: Any = None) -> None:
+        original(self, space, dataclasses.replace(settings or policy.Settings(), **overrides))
+
+    policy.ImproverPolicy.__init__ = init  # type: ignore[method-assign]
+
+
 def run_seed_in_process(opts: dict[str, Any]) -> dict[str, Any]:
     """One seed: returns quality at the checkpoints, promotions with their true effects."""
     import numpy as np
@@ -125,6 +149,7 @@ def run_seed_in_process(opts: dict[str, Any]) -> dict[str, Any]:
     declaration = workdir / "parameters.json"
     declaration.write_text(json.dumps(schema))
     _django(workdir, opts.get("database_url"))
+    _policy_overrides(opts.get("settings") or {})
 
     from feedbackloop.seed import VideoGenerator
     from generation.models import Generation
@@ -267,6 +292,19 @@ def run_seed(opts: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _selected_runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """(space, family, seed) of every run asked for: `--runs`, or the product of the others."""
+    if args.runs:
+        out = []
+        for run in args.runs:
+            space, family, seed = run.split("/")
+            out.append((space, family, int(seed)))
+        return out
+    from benchmarks.loop_search import runs
+
+    return runs(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -282,6 +320,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--database-url", help="default: a fresh SQLite file per seed")
     parser.add_argument("--json", help="also write the per-seed results here")
+    parser.add_argument(
+        "--settings",
+        type=json.loads,
+        default={},
+        help="improver policy Settings overrides as JSON, e.g. '{\"preempt_margin\": 2}'",
+    )
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        help="only these runs, as space/family/seed (e.g. builtin/bandpass/10)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -301,17 +350,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "trial_reviews": args.trial_reviews,
             "baselines": args.baselines,
             "database_url": args.database_url,
+            "settings": args.settings,
         }
-        for space in args.spaces
-        for family in args.families
-        for seed in range(args.first_seed, args.first_seed + args.seeds)
+        for space, family, seed in _selected_runs(args)
     ]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(run_seed, runs))
     print(
         f"# closed loop through the product ({args.mode} mode, {args.render} renderer, "
-        f"{args.budget:,} ratings, a step every {args.step_every})"
+        f"{args.budget:,} ratings, a step every {args.step_every}; "
+        f"policy settings {args.settings or 'default'})"
     )
     print(report(results))
     verdict, met = target_verdict(results)

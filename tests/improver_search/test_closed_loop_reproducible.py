@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from benchmarks import closed_loop
 
 
-def _run(seed: int) -> dict:
+def _run(seed: int, settings: dict | None = None) -> dict:
     return closed_loop.run_seed(
         {
             "space": "builtin",
@@ -26,6 +28,7 @@ def _run(seed: int) -> dict:
             "trial_reviews": 6,
             "baselines": [],
             "database_url": None,
+            "settings": settings or {},
         }
     )
 
@@ -55,3 +58,9 @@ def test_seeded_generation_ids_are_valid_version_4_uuids_and_repeat_per_seed():
     assert first == again
     assert len(set(first)) == 3
     assert all(u.version == 4 for u in first)
+
+
+def test_a_policy_setting_override_changes_the_run_and_an_unknown_one_is_refused():
+    assert _run(0, {"explorers": 2})["traffic_digest"] != _run(0)["traffic_digest"]
+    with pytest.raises(RuntimeError, match="unknown policy settings"):
+        _run(0, {"no_such_setting": 1})
