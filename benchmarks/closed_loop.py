@@ -306,6 +306,8 @@ def _selected_runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from benchmarks.loop_search import add_settings_argument
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
@@ -320,12 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--database-url", help="default: a fresh SQLite file per seed")
     parser.add_argument("--json", help="also write the per-seed results here")
-    parser.add_argument(
-        "--settings",
-        type=json.loads,
-        default={},
-        help="improver policy Settings overrides as JSON, e.g. '{\"preempt_margin\": 2}'",
-    )
+    add_settings_argument(parser, '{"preempt_margin": 2}')
     parser.add_argument(
         "--runs",
         nargs="+",

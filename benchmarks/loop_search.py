@@ -724,6 +724,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, default=3000)
 
 
+def add_settings_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--settings`: the improver policy's Settings overrides, as JSON (e.g. `example`)."""
+    parser.add_argument(
+        "--settings",
+        type=json.loads,
+        default={},
+        help=f"improver policy Settings overrides as JSON, e.g. '{example}'",
+    )
+
+
 def runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
     """(space, family, seed) of every run `add_run_arguments` asked for."""
     return [
@@ -749,12 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trial-reviews", type=int, default=4)
     parser.add_argument("--baselines", nargs="*", default=["tpe", "random"])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--settings",
-        type=json.loads,
-        default={},
-        help="policy Settings overrides as JSON, e.g. '{\"explorers\": 6}'",
-    )
+    add_settings_argument(parser, '{"explorers": 6}')
     parser.add_argument(
         "--review-dims",
         choices=["all", "tests", "objective"],

@@ -41,6 +41,7 @@ from numpy.typing import NDArray  # noqa: E402
 
 from benchmarks.loop_search import (  # noqa: E402
     add_run_arguments,
+    add_settings_argument,
     load_schema,
     map_runs,
     run_loop,
@@ -134,12 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.set_defaults(seeds=3, budget=700)
     parser.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.2, 0.4])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--settings",
-        type=json.loads,
-        default={},
-        help="policy Settings overrides as JSON, e.g. '{\"length_prior_scale\": 0.6}'",
-    )
+    add_settings_argument(parser, '{"length_prior_scale": 0.6}')
     parser.add_argument("--json", type=Path, help="also write every result here")
     args = parser.parse_args(argv)
     jobs = [
