@@ -124,9 +124,6 @@ def _policy_overrides(overrides: dict[str, Any]) -> None:
 
     from improvements.search import policy
 
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(policy.Settings)}
-    if unknown:
-        raise SystemExit(f"unknown policy settings: {sorted(unknown)}")
     original = policy.ImproverPolicy.__init__
 
     def init(self: Any, space: Any, settings: Any = None) -> None:
@@ -292,21 +289,27 @@ def run_seed(opts: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _selected_runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
-    """(space, family, seed) of every run asked for: `--runs`, or the product of the others."""
-    if args.runs:
-        out = []
-        for run in args.runs:
-            space, family, seed = run.split("/")
-            out.append((space, family, int(seed)))
-        return out
-    from benchmarks.loop_search import runs
+def _run_spec(text: str) -> tuple[str, str, int]:
+    """One run as space/family/seed, e.g. builtin/bandpass/10 (argparse type)."""
+    from benchmarks.loop_search import load_schema
+    from benchmarks.simulated_reviewers import FAMILIES
 
-    return runs(args)
+    parts = text.split("/")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not space/family/seed")
+    space, family, seed = parts
+    if family not in FAMILIES:
+        raise argparse.ArgumentTypeError(f"unknown taste family {family!r}: one of {FAMILIES}")
+    try:
+        load_schema(space)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"unknown space {space!r}") from exc
+    return space, family, int(seed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.loop_search import add_settings_argument
+    from benchmarks.loop_search import runs as runs_of
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -326,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--runs",
         nargs="+",
+        type=_run_spec,
         help="only these runs, as space/family/seed (e.g. builtin/bandpass/10)",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -349,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "database_url": args.database_url,
             "settings": args.settings,
         }
-        for space, family, seed in _selected_runs(args)
+        for space, family, seed in args.runs or runs_of(args)
     ]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:

@@ -48,7 +48,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-from dataclasses import dataclass, field, replace  # noqa: E402
+from dataclasses import dataclass, field, fields, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -724,11 +724,25 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, default=3000)
 
 
+def settings_overrides(text: str) -> dict[str, Any]:
+    """A JSON object of the improver policy's Settings names and values (argparse type)."""
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
+    if not isinstance(overrides, dict):
+        raise argparse.ArgumentTypeError("a JSON object of setting names and values")
+    unknown = set(overrides) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown policy settings: {sorted(unknown)}")
+    return overrides
+
+
 def add_settings_argument(parser: argparse.ArgumentParser, example: str) -> None:
     """`--settings`: the improver policy's Settings overrides, as JSON (e.g. `example`)."""
     parser.add_argument(
         "--settings",
-        type=json.loads,
+        type=settings_overrides,
         default={},
         help=f"improver policy Settings overrides as JSON, e.g. '{example}'",
     )

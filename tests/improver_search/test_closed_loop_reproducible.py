@@ -60,7 +60,23 @@ def test_seeded_generation_ids_are_valid_version_4_uuids_and_repeat_per_seed():
     assert all(u.version == 4 for u in first)
 
 
-def test_a_policy_setting_override_changes_the_run_and_an_unknown_one_is_refused():
+def test_a_policy_setting_override_changes_the_run():
     assert _run(0, {"explorers": 2})["traffic_digest"] != _run(0)["traffic_digest"]
-    with pytest.raises(RuntimeError, match="unknown policy settings"):
-        _run(0, {"no_such_setting": 1})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--settings", '{"no_such_setting": 1}'], "unknown policy settings: ['no_such_setting']"),
+        (["--settings", "{explorers: 2}"], "not JSON"),
+        (["--settings", "[1]"], "a JSON object"),
+        (["--runs", "builtin/bandpass"], "'builtin/bandpass' is not space/family/seed"),
+        (["--runs", "builtin/waves/1"], "unknown taste family 'waves'"),
+        (["--runs", "nowhere/bumps/1"], "unknown space 'nowhere'"),
+    ],
+)
+def test_bad_settings_or_runs_are_refused_before_any_run_starts(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        closed_loop.main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
