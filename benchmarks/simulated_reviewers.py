@@ -19,6 +19,10 @@ category tied to its dimension, or `other` with a free-text note). Families:
   the others: one bad aspect spoils it.
 - `mlp`: a random two-layer tanh network of all features, one head per dimension, with
   penalties at extremes; issue reports come from the dimension's latent value.
+- `sparse` (additive, written after the policy's settings were chosen, as a check of
+  generality): only two to four parameters matter; each rises or falls steadily to its best at
+  one end of its range (more steps, higher resolution), or has a broad interior optimum, with
+  one coupling of two of them and no penalty at the extremes. Most of the space is flat.
 
 The true quality of a configuration is the overall dimension's latent value: what the panel's
 average reviewer would rate it before noise and rounding. Every family is affinely rescaled so
@@ -68,7 +72,7 @@ PLAIN_NOTES = (
     "too much going on at once",
     "ending comes too abruptly",
 )
-FAMILIES = ("bumps", "bandpass", "mlp")
+FAMILIES = ("bumps", "bandpass", "mlp", "sparse")
 LATENT_FLOOR = 0.5
 FLOOR_SOFTNESS = 0.3
 
@@ -250,7 +254,7 @@ def make_simulator(
     rng = np.random.default_rng([seed, FAMILIES.index(family), 7919])
     dims = tuple(dimensions)
     for attempt in range(20):  # noqa: B007 (the seed of the panel below)
-        builder = {"bumps": _bumps, "bandpass": _bandpass, "mlp": _mlp}[family]
+        builder = {"bumps": _bumps, "bandpass": _bandpass, "mlp": _mlp, "sparse": _sparse}[family]
         taste = builder(space, dims, rng)
         taste.seed = seed
         _rescale(taste, rng)
@@ -544,6 +548,62 @@ def _mlp(space: ParameterSpace, dims: tuple[str, ...], rng: np.random.Generator)
 
     seconds, failure = _cost_model(space, rng)
     return TasteModel(space, dims, "mlp", latent, [], seconds, failure)
+
+
+def _sparse(space: ParameterSpace, dims: tuple[str, ...], rng: np.random.Generator) -> TasteModel:
+    n_dims, tunable = len(dims), space.tunable
+    overall = dims.index(OVERALL) if OVERALL in dims else -1
+    relevant = rng.choice(
+        len(tunable), size=min(len(tunable), int(rng.integers(2, 5))), replace=False
+    )
+    comps: list[Component] = []
+    for j in (int(k) for k in relevant):
+        p = tunable[j]
+        declared = [dims.index(t) for t in p.affects if t in dims and t != OVERALL]
+        if p.categorical:
+            fn = _levels(rng.uniform(0.2, 1.0, len(p.choices)), j, len(p.choices))
+        else:
+            kind = rng.choice(["rising", "falling", "broad"], p=[0.4, 0.3, 0.3])
+            if kind == "broad":
+                fn = _bump(float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.5, 0.9)), j)
+            else:
+                steep = float(rng.uniform(1.5, 5.0))
+
+                def fn(
+                    u: NDArray[np.float64], j=j, steep=steep, rising=kind == "rising"
+                ) -> NDArray[np.float64]:
+                    x = u[:, j] if rising else 1 - u[:, j]
+                    return (1 - np.exp(-steep * x)) / (1 - math.exp(-steep))
+
+        for _ in range(1 + int(rng.random() < 0.4)):
+            d = _pick_dims(n_dims, overall, rng, declared)
+            cat, note = _category_for(dims[d], rng, space, (j,))
+            comps.append(Component(d, rng.uniform(0.5, 1.5), (j,), fn, cat, note))
+    numeric = [int(j) for j in relevant if not tunable[int(j)].categorical]
+    if len(numeric) >= 2:
+        i, j = rng.choice(numeric, 2, replace=False)
+        sign = float(rng.choice([-1.0, 1.0]))
+
+        def coupling(u: NDArray[np.float64], i=int(i), j=int(j), sign=sign) -> NDArray[np.float64]:
+            return 0.5 + 0.5 * sign * (2 * u[:, i] - 1) * (2 * u[:, j] - 1)
+
+        d = _pick_dims(n_dims, overall, rng)
+        cat, note = _category_for(dims[d], rng, space, (int(i), int(j)))
+        comps.append(Component(d, rng.uniform(0.3, 0.8), (int(i), int(j)), coupling, cat, note))
+    mix = rng.dirichlet(np.full(max(n_dims - 1, 1), 2.0))
+    top = rng.uniform(4.5, 5.5, n_dims)
+
+    def latent(units: NDArray[np.float64]) -> NDArray[np.float64]:
+        out = np.tile(top, (units.shape[0], 1))
+        for c in comps:
+            out[:, c.dimension] -= c.weight * (1 - c.fn(units))
+        if overall >= 0:
+            others = [d for d in range(n_dims) if d != overall]
+            out[:, overall] = out[:, others] @ mix
+        return out
+
+    seconds, failure = _cost_model(space, rng)
+    return TasteModel(space, dims, "sparse", latent, comps, seconds, failure)
 
 
 # --- the best configuration and the rescaling -------------------------------------------------
