@@ -191,8 +191,9 @@ class ImproverPolicy:
             max_issue_rate_increase=s.max_issue_rate_increase,
         )
         self._warm = Warm()
-        # Diagnostics only (benchmarks): the model's favourite configuration at the last step,
-        # and the model itself.
+        # Diagnostics only (benchmarks): the model's favourite configuration at the last step
+        # (the best lower bound among the candidates it could open: not blocked, not too slow
+        # for the generation-time guardrail), and the model itself.
         self.favourite: dict[str, Any] | None = None
         self.model: Surrogate | None = None
 
@@ -229,7 +230,9 @@ class ImproverPolicy:
         scored = self._score(ctx, running)
         self.favourite = None
         if scored is not None and scored.mean is not None:
-            free = np.where(scored.blocked, -np.inf, scored.mean - s.lower_quantile * scored.sd)
+            # What the loop could open: not blocked, and not slower than the guardrail allows.
+            out = scored.blocked if scored.too_slow is None else scored.blocked | scored.too_slow
+            free = np.where(out, -np.inf, scored.mean - s.lower_quantile * scored.sd)
             best = int(np.argmax(free))
             self.favourite = cand.to_params(
                 self.space, scored.pool.units[best], scored.active_params

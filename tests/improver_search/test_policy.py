@@ -463,3 +463,28 @@ def test_a_favourite_whose_kind_of_prediction_missed_does_not_open_untested(spac
 
     assert len(challengers()) == 1
     assert challengers(shrink_fresh=True) == []
+
+
+def test_the_reported_favourite_is_one_the_generation_time_guardrail_lets_open(space):
+    # Sharper is better up to 0.7, but each 0.1 of sharpness makes a generation 35% slower:
+    # from the default 0.2, the guardrail's 1.5 times allows about 0.3 at most.
+    rng = np.random.default_rng(4)
+    fb = FeedbackBuilder(rng)
+    default = space.complete(space.default())
+
+    def add(revision: int, params: dict, generations: int) -> None:
+        fb.add_revision(revision, params, taste(params))
+        for _ in range(generations):
+            fb.generate(revision, seconds=10.0 * float(np.exp(3.0 * params["sharpness"])))
+
+    add(0, default, 12)
+    for r in range(1, 30):
+        add(r, space.from_unit(rng.random(len(space.tunable)), default), 2)
+    state = ExperimentState(active=0)
+    guarded = ImproverPolicy(space, _settings())
+    guarded.step(fb.observations(), state)
+    lifted = ImproverPolicy(space, _settings(max_generation_time_ratio=100.0))
+    lifted.step(fb.observations(), state)
+    assert guarded.favourite is not None and lifted.favourite is not None
+    assert guarded.favourite["sharpness"] <= 0.35
+    assert lifted.favourite["sharpness"] > 0.45
