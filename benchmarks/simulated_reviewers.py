@@ -440,6 +440,21 @@ def _bumps(space: ParameterSpace, dims: tuple[str, ...], rng: np.random.Generato
             )
     mix = rng.dirichlet(np.full(max(n_dims - 1, 1), 2.0))
     top = rng.uniform(4.5, 5.5, n_dims)
+    latent = _additive(top, mix, comps, own, overall)
+    seconds, failure = _cost_model(space, rng)
+    return TasteModel(space, dims, "bumps", latent, comps + own, seconds, failure)
+
+
+def _additive(
+    top: NDArray[np.float64],
+    mix: NDArray[np.float64],
+    comps: Sequence[Component],
+    own: Sequence[Component],
+    overall: int,
+) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """Each dimension `top - sum(weight * (1 - g))` over its components; the overall dimension
+    the `mix` of the others, less its `own` components."""
+    n_dims = top.size
 
     def latent(units: NDArray[np.float64]) -> NDArray[np.float64]:
         out = np.tile(top, (units.shape[0], 1))
@@ -452,8 +467,7 @@ def _bumps(space: ParameterSpace, dims: tuple[str, ...], rng: np.random.Generato
                 out[:, overall] -= c.weight * (1 - c.fn(units))
         return out
 
-    seconds, failure = _cost_model(space, rng)
-    return TasteModel(space, dims, "bumps", latent, comps + own, seconds, failure)
+    return latent
 
 
 def _bandpass(space: ParameterSpace, dims: tuple[str, ...], rng: np.random.Generator) -> TasteModel:
@@ -592,16 +606,7 @@ def _sparse(space: ParameterSpace, dims: tuple[str, ...], rng: np.random.Generat
         comps.append(Component(d, rng.uniform(0.3, 0.8), (int(i), int(j)), coupling, cat, note))
     mix = rng.dirichlet(np.full(max(n_dims - 1, 1), 2.0))
     top = rng.uniform(4.5, 5.5, n_dims)
-
-    def latent(units: NDArray[np.float64]) -> NDArray[np.float64]:
-        out = np.tile(top, (units.shape[0], 1))
-        for c in comps:
-            out[:, c.dimension] -= c.weight * (1 - c.fn(units))
-        if overall >= 0:
-            others = [d for d in range(n_dims) if d != overall]
-            out[:, overall] = out[:, others] @ mix
-        return out
-
+    latent = _additive(top, mix, comps, (), overall)
     seconds, failure = _cost_model(space, rng)
     return TasteModel(space, dims, "sparse", latent, comps, seconds, failure)
 
