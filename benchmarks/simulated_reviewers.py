@@ -320,10 +320,15 @@ def _band(lo: float, hi: float, s: float, j: int) -> Callable:
     return g
 
 
-def _saturating(k: float, j: int, flip: bool, edge: float) -> Callable:
+def _saturating(k: float, j: int, flip: bool, edge: float | None) -> Callable:
+    """A rise of steepness k to its best at one end of the range, falling off past `edge`
+    (None: best at the very end)."""
+
     def g(u: NDArray[np.float64]) -> NDArray[np.float64]:
         x = 1 - u[:, j] if flip else u[:, j]
         rise = (1 - np.exp(-k * x)) / (1 - np.exp(-k))
+        if edge is None:
+            return rise
         penalty = np.clip((x - edge) / (1 - edge), 0, 1) ** 2
         return np.clip(rise - 0.7 * penalty, 0, 1)
 
@@ -581,13 +586,7 @@ def _sparse(space: ParameterSpace, dims: tuple[str, ...], rng: np.random.Generat
             if kind == "broad":
                 fn = _bump(float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.5, 0.9)), j)
             else:
-                steep = float(rng.uniform(1.5, 5.0))
-
-                def fn(
-                    u: NDArray[np.float64], j=j, steep=steep, rising=kind == "rising"
-                ) -> NDArray[np.float64]:
-                    x = u[:, j] if rising else 1 - u[:, j]
-                    return (1 - np.exp(-steep * x)) / (1 - math.exp(-steep))
+                fn = _saturating(float(rng.uniform(1.5, 5.0)), j, kind == "falling", None)
 
         for _ in range(1 + int(rng.random() < 0.4)):
             d = _pick_dims(n_dims, overall, rng, declared)

@@ -230,8 +230,9 @@ class ImproverPolicy:
         scored = self._score(ctx, running)
         self.favourite = None
         if scored is not None and scored.mean is not None:
+            assert scored.blocked is not None and scored.too_slow is not None
             # What the loop could open: not blocked, and not slower than the guardrail allows.
-            out = scored.blocked if scored.too_slow is None else scored.blocked | scored.too_slow
+            out = scored.blocked | scored.too_slow
             free = np.where(out, -np.inf, scored.mean - s.lower_quantile * scored.sd)
             best = int(np.argmax(free))
             self.favourite = cand.to_params(
