@@ -9,6 +9,9 @@ Pure Python, no Django: drives `improvements.search.ImproverPolicy` the way the 
 - Every `--step-every` ratings the policy steps on all feedback so far; its plan is applied:
   promotions change the active configuration (the only way it changes), dropped arms close with
   their outcome and measured effect (the memory), new arms open as new revisions.
+- `--cohort RATINGS REVIEWERS LENIENCY`: a panel that changes - that many new reviewers, that
+  lenient on average, join it once RATINGS ratings are in (the loop only; for the tests' false
+  promotions when the reviewer pool changes, docs/improvement-loop.md).
 - Baselines get the same rating budget. Random search and Optuna TPE (`TPESampler`, seeded,
   default first) run trials of `--trial-reviews` reviews of one configuration each (spread over
   generations of 1-3 reviews, like the loop's); a trial's value is its mean overall rating; the
@@ -226,9 +229,11 @@ def run_loop(
     climb: bool = False,
     video_reviews: int | None = None,
     policy: ImproverPolicy | None = None,
+    cohort: tuple[int, int, float] | None = None,
 ) -> LoopResult:
     """The loop over `budget` ratings; `policy` (else a new one from `settings`) is left as the
-    last step left it, model included, for diagnostics."""
+    last step left it, model included, for diagnostics. `cohort` (ratings, reviewers,
+    leniency): a cohort of new reviewers joins the panel once that many ratings are in."""
     space = sim.taste.space
     rng = np.random.default_rng([seed, 31337])
     store = Store(dimensions=sim.taste.dimensions)
@@ -256,6 +261,9 @@ def run_loop(
         if revision in quota:
             quota[revision] -= 1
         before = store.n_ratings
+        if cohort is not None and before >= cohort[0]:
+            sim.panel = sim.panel.joined(int(cohort[1]), cohort[2], rng)
+            cohort = None
         store.generate(
             sim, revision, rng, asked_only(review_dims, revision, state, sim), video_reviews
         )
@@ -518,6 +526,7 @@ def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
         opts.get("review_dims", "all"),
         bool(opts.get("climb")),
         opts.get("video_reviews"),
+        cohort=opts.get("cohort"),
     )
     out: dict[str, Any] = {
         "space": space_name,
@@ -798,10 +807,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="reviews every video gets, the loop's and the baselines' alike (default: 1-3, "
         "drawn per video)",
     )
+    parser.add_argument(
+        "--cohort",
+        nargs=3,
+        type=float,
+        metavar=("RATINGS", "REVIEWERS", "LENIENCY"),
+        help="a cohort of REVIEWERS new reviewers, LENIENCY points lenient on average, joins "
+        "the loop's panel after RATINGS ratings (no baselines: they would need the same panel)",
+    )
     parser.add_argument("--log", action="store_true", help="print every promotion")
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--baseline-cache", help="JSON file caching baseline results by seed")
     args = parser.parse_args(argv)
+    if args.cohort and args.baselines:
+        parser.error("--cohort changes only the loop's panel: add --baselines with no names")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     opts = {
@@ -816,6 +835,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trial_objective_only": args.trial_objective_only,
         "climb": args.climb,
         "video_reviews": args.video_reviews,
+        "cohort": (int(args.cohort[0]), int(args.cohort[1]), args.cohort[2])
+        if args.cohort
+        else None,
     }
     jobs = [(s, f, seed, opts) for s, f, seed in runs(args)]
     t0 = time.time()

@@ -152,6 +152,19 @@ class Panel:
     def size(self) -> int:
         return self.leniency.size
 
+    def joined(self, n: int, leniency: float, rng: np.random.Generator) -> Panel:
+        """The panel after a cohort of `n` careful reviewers, of leniency about `leniency`,
+        joins it (a panel that changes while the loop runs)."""
+        return Panel(
+            leniency=np.concatenate([self.leniency, rng.normal(leniency, 0.2, n)]),
+            noise=np.concatenate([self.noise, rng.uniform(0.35, 0.9, n)]),
+            random_rater=np.concatenate([self.random_rater, np.zeros(n, dtype=bool)]),
+            report_propensity=np.concatenate([self.report_propensity, rng.uniform(0.5, 1.5, n)]),
+            mood_sd=self.mood_sd,
+            video_sd=self.video_sd,
+            video_dim_sd=self.video_dim_sd,
+        )
+
 
 @dataclass
 class Simulator:

@@ -13,6 +13,12 @@ control, with reviewer offsets frozen when the arm opened, and guardrail counts.
   so they are fixed before the test's first rating and the test stays valid; a reviewer new
   since then gets 0. Removing leniency this way takes most of the between-reviewer spread out
   of the comparison.
+- With the control's history in the test, only reviewers who had rated before the arm opened
+  count (`ReviewerCorrections.known`), on both sides. A reviewer new since then has no frozen
+  offset; the concurrent generations share their leniency between the arms, but the history
+  never saw them, so a lenient cohort joining the panel after the arm opened would raise the
+  arm against the control's history (200 null experiments with 20 joiners 0.5 points lenient:
+  21% promoted with them, within alpha without). They count in the next arm's test.
 - Each review also carries its reviewer's reliability weight (`reviewer_reliability`), fitted
   on the same early ratings: a generation's value is the weighted mean of its reviews (reviews
   of one video share that video's luck, so the unit of the test is the generation) and its
@@ -23,7 +29,7 @@ control, with reviewer offsets frozen when the arm opened, and guardrail counts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,6 +51,7 @@ class ArmData:
     arm_counts: ArmCounts
     control_counts: ArmCounts
     n_control_history: int = 0  # control values from generations made before the arm opened
+    n_reviews_left_out: int = 0  # by reviewers new since the arm opened (with the history)
 
 
 def objective_columns(
@@ -61,6 +68,9 @@ class ReviewerCorrections:
 
     offsets: dict[int, dict[int, float]]  # objective dimension index -> {reviewer: offset}
     weights: dict[int, float]  # reviewer -> relative weight of one rating (1 = the pool)
+    # Reviewers who rated an objective dimension before the time (their offsets are estimates;
+    # everyone else's is 0). None: every reviewer counts in the test.
+    known: frozenset[int] | None = None
 
 
 def reviewer_corrections(
@@ -98,7 +108,8 @@ def reviewer_corrections(
         if residuals
         else {}
     )
-    return ReviewerCorrections(offsets, weights)
+    known = frozenset(j for by_reviewer in offsets.values() for j in by_reviewer)
+    return ReviewerCorrections(offsets, weights, known)
 
 
 @dataclass(frozen=True)
@@ -106,10 +117,11 @@ class GenerationValues:
     ids: NDArray[np.int64]
     values: NDArray[np.float64]  # reliability-weighted mean of the generation's reviews
     weights: NDArray[np.float64]  # sum of its reviews' reliability weights
+    left_out: int = 0  # reviews not counted: their reviewer was not known (`corrections.known`)
 
     @classmethod
-    def empty(cls) -> GenerationValues:
-        return cls(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+    def empty(cls, left_out: int = 0) -> GenerationValues:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), left_out)
 
 
 def generation_values(
@@ -126,6 +138,14 @@ def generation_values(
     mask = np.isin(r.generation, generation_ids) & np.isin(r.dimension, dims)
     if not mask.any():
         return GenerationValues.empty()
+    left_out = 0
+    if corrections is not None and corrections.known is not None:
+        unknown = mask & ~np.isin(r.reviewer, np.fromiter(corrections.known, dtype=np.int64))
+        reviews_out = np.unique(np.stack([r.generation[unknown], r.reviewer[unknown]]), axis=1)
+        left_out = reviews_out.shape[1]
+        mask &= ~unknown
+        if not mask.any():
+            return GenerationValues.empty(left_out)
     gen, rvw, dim, val = r.generation[mask], r.reviewer[mask], r.dimension[mask], r.value[mask]
     if corrections is not None:
         shift = np.zeros(val.size)
@@ -149,7 +169,7 @@ def generation_values(
     gen_idx = gen_idx.ravel()
     sums = np.bincount(gen_idx, weights=review_weight * review_value, minlength=gens.size)
     gen_weight = np.bincount(gen_idx, weights=review_weight, minlength=gens.size)
-    return GenerationValues(gens, sums / gen_weight, gen_weight)
+    return GenerationValues(gens, sums / gen_weight, gen_weight, left_out)
 
 
 def arm_data(
@@ -158,6 +178,8 @@ def arm_data(
     g = obs.generations
     after = g.time > arm.opened
     corrections = reviewer_corrections(obs, arm.opened, objective)
+    if control_history <= 0:
+        corrections = replace(corrections, known=None)
     arm_gens = after & (g.revision == arm.revision)
     control_gens = after & (g.revision == arm.control)
     if control_history > 0:
@@ -174,6 +196,7 @@ def arm_data(
         arm_counts=_counts(obs, arm_gens),
         control_counts=_counts(obs, control_gens),
         n_control_history=int(np.isin(control_values.ids, g.id[control_gens & ~after]).sum()),
+        n_reviews_left_out=arm_values.left_out + control_values.left_out,
     )
 
 

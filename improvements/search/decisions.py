@@ -112,6 +112,8 @@ def challenger_decision(
         if data.n_control_history
         else ""
     )
+    if data.n_reviews_left_out:
+        history += f"; {data.n_reviews_left_out} reviews by reviewers new since it opened left out"
     if cmp.lower > 0:
         return decision(
             "promote",

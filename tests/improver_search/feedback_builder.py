@@ -37,6 +37,13 @@ class FeedbackBuilder:
         self.noise = self.rng.uniform(0.4, 0.9, self.n_reviewers)
         self.random_rater = self.rng.random(self.n_reviewers) < self.random_share
 
+    def add_reviewers(self, n: int, leniency: float) -> None:
+        """`n` careful reviewers join the panel, with leniency about `leniency`."""
+        self.leniency = np.concatenate([self.leniency, self.rng.normal(leniency, 0.2, n)])
+        self.noise = np.concatenate([self.noise, self.rng.uniform(0.4, 0.9, n)])
+        self.random_rater = np.concatenate([self.random_rater, np.zeros(n, dtype=bool)])
+        self.n_reviewers += n
+
     def add_revision(self, revision: int, params: dict[str, Any], mean: float) -> None:
         self.revisions[revision] = params
         self.means[revision] = mean

@@ -30,7 +30,7 @@ def _experiment(
         revision=1,
         role="challenger",
         control=0,
-        opened=fb.clock,
+        opened=fb.clock + 0.001,  # after the last review of the history
         alpha=0.05,
         mixture=mixture_for_effect(0.5),
     )
@@ -169,6 +169,30 @@ def test_reviewer_offsets_are_frozen_from_ratings_before_the_arm_opened():
         fb.generate(1, reviewers=[0])
     data = arm_data(fb.observations(), arm, OVERALL)
     assert data.arm_values.mean() - data.control_values.mean() == pytest.approx(0.0, abs=0.25)
+
+
+def test_with_the_control_history_a_reviewer_new_since_the_arm_opened_counts_on_neither_side():
+    # The newcomer's leniency is unknown (offset 0) and the history never saw them: their 10
+    # reviews of the arm would lift it against that history, so they count in the next test.
+    fb = FeedbackBuilder(np.random.default_rng(4), random_share=0.0)
+    fb.add_revision(0, {}, 3.0)
+    fb.add_revision(1, {}, 3.0)
+    for i in range(40):
+        fb.generate(0, reviewers=[i % fb.n_reviewers])
+    arm = Arm(revision=1, role="challenger", control=0, opened=fb.clock, alpha=0.05)
+    fb.add_reviewers(1, leniency=1.0)
+    newcomer = fb.n_reviewers - 1
+    for i in range(10):
+        fb.generate(1, reviewers=[i])
+        fb.generate(1, reviewers=[newcomer])
+        fb.generate(0, reviewers=[newcomer])
+    obs = fb.observations()
+    with_history = arm_data(obs, arm, OVERALL, control_history=40)
+    concurrent = arm_data(obs, arm, OVERALL)
+    assert with_history.arm_values.size == 10 and concurrent.arm_values.size == 20
+    assert with_history.control_values.size == 40  # the history alone
+    assert concurrent.control_values.size == 10  # the newcomer's, shared between the arms
+    assert with_history.n_reviews_left_out == 20 and concurrent.n_reviews_left_out == 0
 
 
 def test_mixture_boundary_needs_more_evidence_at_smaller_alpha():

@@ -163,3 +163,15 @@ def test_a_closed_challenger_records_whether_it_was_superseded_or_dropped_by_the
     assert challengers[1]["outcome"] == challengers[2]["outcome"] == "model"
     assert challengers[1]["reason"] == "superseded"
     assert challengers[2]["reason"] == "the model"
+
+
+def test_a_cohort_of_lenient_reviewers_joins_the_loops_panel_once_its_ratings_are_in():
+    sim = make_simulator(load_schema("diffusers"), family="bumps", seed=0)
+    before = sim.panel.leniency.copy()
+
+    run_loop(sim, 200, Settings(seed=0), 50, seed=0, cohort=(100, 10, 0.5))
+
+    assert sim.panel.size == before.size + 10
+    np.testing.assert_array_equal(sim.panel.leniency[: before.size], before)
+    assert sim.panel.leniency[before.size :].mean() == pytest.approx(0.5, abs=0.2)
+    assert not sim.panel.random_rater[before.size :].any()
