@@ -19,6 +19,10 @@ class FeedbackBuilder:
     n_reviewers: int = 20
     leniency_sd: float = 0.4
     random_share: float = 0.1
+    # Every reviewer grows this much more lenient per unit of the clock (one generation) once
+    # the clock passes `drift_from`: a panel whose ratings drift over time.
+    drift: float = 0.0
+    drift_from: float = 0.0
     revisions: dict[int, dict[str, Any]] = field(default_factory=dict)
     means: dict[int, float] = field(default_factory=dict)
     clock: float = 0.0
@@ -84,6 +88,7 @@ class FeedbackBuilder:
                         self.means[revision]
                         + luck
                         + self.leniency[j]
+                        + self.drift * max(self.clock - self.drift_from, 0.0)
                         + self.rng.normal(0, self.noise[j])
                     )
                     value = float(np.clip(np.rint(raw), 1, 5))
