@@ -42,10 +42,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from improvements.search import Arm, Settings  # noqa: E402
-from improvements.search.arm_data import unit_variance  # noqa: E402
-from improvements.search.decisions import DecisionRules, challenger_decision  # noqa: E402
+from improvements.search.decisions import DecisionRules  # noqa: E402
 from improvements.search.sequential_test import mixture_for_effect  # noqa: E402
-from tests.improver_search.feedback_builder import FeedbackBuilder  # noqa: E402
+from tests.improver_search.feedback_builder import FeedbackBuilder, ever_promoted  # noqa: E402
 
 ALPHA = 0.05
 OVERALL = {"overall_satisfaction": 1.0}
@@ -79,18 +78,7 @@ def ever_promotes(job: tuple[int, str, int]) -> bool:
         mixture=mixture_for_effect(float(rng.uniform(0.3, 1.2))),
     )
     rules = DecisionRules(alpha=ALPHA, min_generations=8, control_history=history)
-    for _ in range(12):
-        for _ in range(5):
-            if not history or rng.random() < 0.5:
-                fb.generate(0)
-            fb.generate(1)
-        obs = fb.observations()
-        d = challenger_decision(
-            obs, arm, OVERALL, rules, prior_variance=unit_variance(obs, OVERALL)
-        )
-        if d.action != "continue":
-            return d.action == "promote"
-    return False
+    return ever_promoted(fb, arm, rules, OVERALL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from improvements.search import Generations, Issues, Observations, Ratings
+from improvements.search import Arm, Generations, Issues, Observations, Ratings
+from improvements.search.arm_data import unit_variance
+from improvements.search.decisions import DecisionRules, challenger_decision
 
 DIMENSIONS = ("visual_quality", "overall_satisfaction")
 
@@ -131,3 +133,23 @@ class FeedbackBuilder:
             ),
             now=self.clock,
         )
+
+
+def ever_promoted(
+    fb: FeedbackBuilder, arm: Arm, rules: DecisionRules, objective: dict[str, float]
+) -> bool:
+    """Run `arm`'s test as the policy would, deciding every 5 arm generations up to 60: whether
+    it is ever promoted. With the control's history the control is ahead, so the policy gives
+    it about half the arm's new traffic; without, as much as the arm."""
+    for _ in range(12):
+        for _ in range(5):
+            if not rules.control_history or fb.rng.random() < 0.5:
+                fb.generate(arm.control)
+            fb.generate(arm.revision)
+        obs = fb.observations()
+        d = challenger_decision(
+            obs, arm, objective, rules, prior_variance=unit_variance(obs, objective)
+        )
+        if d.action != "continue":
+            return d.action == "promote"
+    return False

@@ -13,10 +13,9 @@ import math
 import numpy as np
 
 from improvements.search import Arm
-from improvements.search.arm_data import unit_variance
-from improvements.search.decisions import DecisionRules, challenger_decision
+from improvements.search.decisions import DecisionRules
 from improvements.search.sequential_test import mixture_for_effect
-from tests.improver_search.feedback_builder import FeedbackBuilder
+from tests.improver_search.feedback_builder import FeedbackBuilder, ever_promoted
 
 ALPHA = 0.05
 EXPERIMENTS = 200
@@ -49,21 +48,7 @@ def _ever_promotes(
         mixture=mixture_for_effect(float(rng.uniform(0.3, 1.2))),
     )
     rules = DecisionRules(alpha=ALPHA, min_generations=8, control_history=control_history)
-    for _ in range(12):
-        for _ in range(5):
-            # With history the control is ahead, so the policy gives it less new traffic.
-            if not control_history or rng.random() < 0.5:
-                fb.generate(0)
-            fb.generate(1)
-        obs = fb.observations()
-        d = challenger_decision(
-            obs, arm, OVERALL, rules, prior_variance=unit_variance(obs, OVERALL)
-        )
-        if d.action == "promote":
-            return True
-        if d.action == "drop":
-            return False
-    return False
+    return ever_promoted(fb, arm, rules, OVERALL)
 
 
 def test_false_promotion_rate_of_null_experiments_stays_within_alpha():
