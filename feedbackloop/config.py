@@ -35,6 +35,10 @@ class ImprovementCriteria:
     alpha: float = 0.05
     min_ratings_per_arm: int = 20
     canary_share: float = 0.2
+    # The control's most recent generations from before an arm opened that count in the arm's
+    # test (frozen per arm when it opens); 0: a purely concurrent control, for a panel whose
+    # ratings drift within a test (docs/improvement-loop.md, "When the reviewer panel changes").
+    control_history: int = 40
     guardrails: Guardrails = field(default_factory=Guardrails)
 
 
@@ -170,6 +174,7 @@ def load_config(path: str | Path) -> LoopConfig:
                 "alpha": (float, 0.0001, 0.5),
                 "min_ratings_per_arm": (int, 1, 1_000_000),
                 "canary_share": (float, 0.01, 0.99),
+                "control_history": (int, 0, 10_000),
             },
         ),
     )

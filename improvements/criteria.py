@@ -9,7 +9,14 @@ from django.conf import settings
 from feedbackloop.config import FeedbackSettings, load_config
 from improvements.models import ImproverSettings
 
-CRITERIA_FIELDS = ("target_rating", "min_effect", "alpha", "min_ratings_per_arm", "canary_share")
+CRITERIA_FIELDS = (
+    "target_rating",
+    "min_effect",
+    "alpha",
+    "min_ratings_per_arm",
+    "canary_share",
+    "control_history",
+)
 GUARDRAIL_FIELDS = ("max_failure_rate", "max_generation_seconds_ratio", "max_issue_rate_increase")
 
 

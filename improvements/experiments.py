@@ -142,6 +142,9 @@ def arm_open(
     if share is not None and not 0 < share < 1:
         raise InvalidInput("an arm's share must be between 0 and 1", code="invalid_share")
     criteria = criteria or criteria_resolve().improvement_criteria
+    # The test's definition is fixed when the arm opens: a later change of the criteria must not
+    # change which control generations a running test counts.
+    result = {**(result or {}), "control_history": criteria.control_history}
     experiment = Experiment.objects.select_for_update().get(
         pk=_experiment_for(revision.pipeline, actor, criteria).pk
     )
@@ -345,7 +348,11 @@ def _finish_and_carry_over(experiment: Experiment, actor: Any) -> None:
             role=arm.role,
             alpha=arm.alpha,
             share=arm.share,
-            result={k: v for k, v in arm.result.items() if k in ("predicted", "mixture")},
+            result={
+                k: v
+                for k, v in arm.result.items()
+                if k in ("predicted", "mixture", "control_history")
+            },
         )
 
 

@@ -56,6 +56,12 @@ class ImproverSettings(models.Model):
     alpha = models.FloatField(null=True, blank=True)
     min_ratings_per_arm = models.PositiveIntegerField(null=True, blank=True)
     canary_share = models.FloatField(null=True, blank=True)
+    control_history = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="generations of the control from before an arm opened that count in its test "
+        "(0: concurrent only, for a panel whose ratings drift)",
+    )
     max_failure_rate = models.FloatField(null=True, blank=True)
     max_generation_seconds_ratio = models.FloatField(null=True, blank=True)
     max_issue_rate_increase = models.FloatField(null=True, blank=True)

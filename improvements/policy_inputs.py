@@ -131,6 +131,10 @@ def _interval(data: Any) -> Interval | None:
         return None
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def arm_memory(arm: ExperimentArm) -> Arm:
     """A database arm as the policy remembers it (closed arms carry their outcome and effect)."""
     result = arm.result or {}
@@ -150,6 +154,7 @@ def arm_memory(arm: ExperimentArm) -> Arm:
         opened=_epoch(arm.started_at),
         alpha=arm.alpha,
         mixture=float(result.get("mixture") or 0.0),
+        control_history=_count(result.get("control_history")),
         predicted=_interval(result.get("predicted")),
         outcome=(result.get("outcome") or arm.status) if closed else None,
         effect=effect,

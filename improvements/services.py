@@ -155,6 +155,7 @@ def _plan(pipeline: Pipeline, active: ConfigRevision, criteria: ImprovementCrite
             max_failure_rate_increase=criteria.guardrails.max_failure_rate,
             max_generation_time_ratio=criteria.guardrails.max_generation_seconds_ratio,
             max_issue_rate_increase=criteria.guardrails.max_issue_rate_increase,
+            control_history=criteria.control_history,
             seed=seed,
         ),
     )

@@ -50,7 +50,8 @@ def challenger_decision(
     *,
     prior_variance: float,
 ) -> ArmDecision:
-    data = arm_data(obs, arm, objective, rules.control_history)
+    n_history = rules.control_history if arm.control_history is None else arm.control_history
+    data = arm_data(obs, arm, objective, n_history)
     alpha = arm.alpha or rules.alpha
     cmp = compare(
         data.arm_values,

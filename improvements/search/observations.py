@@ -173,8 +173,10 @@ class Arm:
     """A running or closed experiment arm, as the database remembers it.
 
     `alpha` and `mixture` are fixed by the plan that opened a challenger and must be handed
-    back unchanged: they define its always-valid test. `outcome` and `effect` are filled in
-    from the ArmDecision that closed it (memory of what each change did).
+    back unchanged: they define its always-valid test, as does `control_history` (the control's
+    generations from before it opened that count; None: the policy's setting). `outcome` and
+    `effect` are filled in from the ArmDecision that closed it (memory of what each change
+    did).
     """
 
     revision: int
@@ -183,6 +185,7 @@ class Arm:
     opened: float  # clock value when it opened
     alpha: float = 0.0
     mixture: float = 0.0
+    control_history: int | None = None
     predicted: Interval | None = None
     outcome: str | None = None  # closed arms: promoted, futile, worse, model, guardrail, ...
     effect: Interval | None = None  # closed challengers: the always-valid interval at closing

@@ -19,6 +19,7 @@ def test_default_config_loads_with_the_design_settings():
     assert config.feedback.analysis_frequency_minutes >= 1
     assert config.feedback.require_approval is False
     assert 0 < config.feedback.improvement_criteria.canary_share < 1
+    assert config.feedback.improvement_criteria.control_history == 40
     assert config.output_dir.name == "output"
 
 
@@ -65,6 +66,10 @@ PIPELINE = (
         (
             "feedback:\n  improvement_criteria:\n    canary_share: 2\n",
             "feedback.improvement_criteria.canary_share",
+        ),
+        (
+            "feedback:\n  improvement_criteria:\n    control_history: -1\n",
+            "feedback.improvement_criteria.control_history",
         ),
         ("feedback:\n  analysis_frequency: 5\n", "feedback.analysis_frequency"),
         ("storage:\n  output_dir: ''\n", "storage.output_dir"),

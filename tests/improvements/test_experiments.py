@@ -8,12 +8,15 @@ these tests check what applying them does to revisions, arms and the experiment.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from django.contrib.auth import get_user_model
 from django_celery_beat.models import PeriodicTask
 
 from feedbackloop.errors import Conflict, InvalidInput
 from generation.services.requests import generation_request
+from improvements.criteria import criteria_resolve
 from improvements.experiments import (
     MIN_CONTROL_SHARE,
     ArmOutcome,
@@ -25,7 +28,8 @@ from improvements.experiments import (
     experiment_schedule_ensure,
     revisions_approve_as_arms,
 )
-from improvements.models import Experiment, ExperimentArm, ExperimentDecision
+from improvements.models import Experiment, ExperimentArm, ExperimentDecision, ImproverSettings
+from improvements.policy_inputs import arm_memory
 from pipelines.models import ConfigRevision, RevisionTransition
 from pipelines.services.revisions import (
     revision_approve_and_activate,
@@ -197,6 +201,20 @@ def test_undecided_arms_carry_over_to_a_new_experiment_against_the_promoted_revi
     carried = successor.arms.get()
     assert (carried.revision, carried.status, carried.share) == (other, A.RUNNING, waiting.share)
     assert other.status == S.CANARY
+    assert carried.result["control_history"] == waiting.result["control_history"]
+
+
+def test_an_arm_keeps_the_control_history_in_force_when_it_opened(proposal, active_revision):
+    # Which control generations a test counts is part of the test: a later change of the
+    # criteria must not change it for an arm already running.
+    criteria = criteria_resolve().improvement_criteria
+    arm = arm_open(revision=proposal, criteria=replace(criteria, control_history=0))
+    ImproverSettings.objects.create(control_history=25)
+    later = arm_open(revision=propose(active_revision, crf=28))
+
+    assert arm.result["control_history"] == 0
+    assert arm_memory(arm).control_history == 0
+    assert later.result["control_history"] == 25
 
 
 def test_a_dropped_arm_is_rolled_back_and_the_control_stays(proposal, active_revision):

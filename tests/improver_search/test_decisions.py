@@ -1,5 +1,7 @@
 """The statistical decision on a challenger: promotion, waiting, futility, guardrails."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -193,6 +195,16 @@ def test_with_the_control_history_a_reviewer_new_since_the_arm_opened_counts_on_
     assert with_history.control_values.size == 40  # the history alone
     assert concurrent.control_values.size == 10  # the newcomer's, shared between the arms
     assert with_history.n_reviews_left_out == 20 and concurrent.n_reviews_left_out == 0
+
+
+def test_an_arm_opened_with_a_concurrent_control_counts_no_history_whatever_the_rules_say():
+    fb, arm = _experiment(8, 3.0, 3.0, 10, history=40)
+    frozen = replace(arm, control_history=0)
+    rules = DecisionRules(control_history=40)
+
+    concurrent = _decide(fb, arm, DecisionRules(control_history=0))
+    assert _decide(fb, frozen, rules).n_control == concurrent.n_control
+    assert _decide(fb, arm, rules).n_control > _decide(fb, frozen, rules).n_control
 
 
 def test_mixture_boundary_needs_more_evidence_at_smaller_alpha():
