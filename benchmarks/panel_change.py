@@ -10,7 +10,8 @@ noise, rounding to 1-5, a tenth rating at random, 1-3 reviews per generation):
 
 - stationary: the panel rates as before;
 - a cohort joins: 20 new reviewers, 0.5 points more lenient on average, join as the arm opens
-  (from then on about half the reviews are theirs);
+  (from then on about half the reviews are theirs), or 10 control generations before it opens
+  (a few of them then have a few ratings, and offsets shrunk towards 0);
 - drift: every reviewer grows more lenient by 0.002 or 0.005 points per generation from the
   arm's opening (0.2 or 0.45 points over a 90-generation test).
 
@@ -51,6 +52,7 @@ OVERALL = {"overall_satisfaction": 1.0}
 SCENARIOS = {
     "stationary": {},
     "a lenient cohort joins as the arm opens": {"joiners": 20},
+    "the same cohort joins 10 generations before": {"joiners": 20, "joined_before": 10},
     "drift +0.002 a generation": {"drift": 0.002},
     "drift +0.005 a generation": {"drift": 0.005},
 }
@@ -63,11 +65,14 @@ def ever_promotes(job: tuple[int, str, int]) -> bool:
     fb = FeedbackBuilder(rng)
     fb.add_revision(0, {}, 3.0)
     fb.add_revision(1, {}, 3.0)
-    for _ in range(40):
+    before = change.get("joined_before", 0)
+    for _ in range(40 - before):
         fb.generate(0)
-    opened = fb.clock + 0.001
     if change.get("joiners"):
         fb.add_reviewers(change["joiners"], leniency=0.5)
+    for _ in range(before):
+        fb.generate(0)
+    opened = fb.clock + 0.001
     fb.drift, fb.drift_from = change.get("drift", 0.0), opened
     arm = Arm(
         revision=1,
