@@ -29,7 +29,7 @@ control, with reviewer offsets frozen when the arm opened, and guardrail counts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,9 +68,12 @@ class ReviewerCorrections:
 
     offsets: dict[int, dict[int, float]]  # objective dimension index -> {reviewer: offset}
     weights: dict[int, float]  # reviewer -> relative weight of one rating (1 = the pool)
-    # Reviewers who rated an objective dimension before the time (their offsets are estimates;
-    # everyone else's is 0). None: every reviewer counts in the test.
-    known: frozenset[int] | None = None
+
+    @property
+    def known(self) -> NDArray[np.int64]:
+        """Reviewers who rated an objective dimension before the time: their offsets are
+        estimates, everyone else's is 0."""
+        return np.array(sorted({j for by_reviewer in self.offsets.values() for j in by_reviewer}))
 
 
 def reviewer_corrections(
@@ -108,8 +111,7 @@ def reviewer_corrections(
         if residuals
         else {}
     )
-    known = frozenset(j for by_reviewer in offsets.values() for j in by_reviewer)
-    return ReviewerCorrections(offsets, weights, known)
+    return ReviewerCorrections(offsets, weights)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class GenerationValues:
     ids: NDArray[np.int64]
     values: NDArray[np.float64]  # reliability-weighted mean of the generation's reviews
     weights: NDArray[np.float64]  # sum of its reviews' reliability weights
-    left_out: int = 0  # reviews not counted: their reviewer was not known (`corrections.known`)
+    left_out: int = 0  # reviews not counted: their reviewer was not known (`known_only`)
 
     @classmethod
     def empty(cls, left_out: int = 0) -> GenerationValues:
@@ -129,8 +131,11 @@ def generation_values(
     generation_ids: NDArray[np.int64],
     objective: Mapping[str, float],
     corrections: ReviewerCorrections | None = None,
+    *,
+    known_only: bool = False,
 ) -> GenerationValues:
-    """Objective values of the listed generations that have a complete review."""
+    """Objective values of the listed generations that have a complete review; `known_only`:
+    of the reviews by reviewers the corrections know."""
     if generation_ids.size == 0:
         return GenerationValues.empty()
     r = obs.ratings
@@ -139,8 +144,8 @@ def generation_values(
     if not mask.any():
         return GenerationValues.empty()
     left_out = 0
-    if corrections is not None and corrections.known is not None:
-        unknown = mask & ~np.isin(r.reviewer, np.fromiter(corrections.known, dtype=np.int64))
+    if known_only and corrections is not None:
+        unknown = mask & ~np.isin(r.reviewer, corrections.known)
         reviews_out = np.unique(np.stack([r.generation[unknown], r.reviewer[unknown]]), axis=1)
         left_out = reviews_out.shape[1]
         mask &= ~unknown
@@ -178,16 +183,20 @@ def arm_data(
     g = obs.generations
     after = g.time > arm.opened
     corrections = reviewer_corrections(obs, arm.opened, objective)
-    if control_history <= 0:
-        corrections = replace(corrections, known=None)
     arm_gens = after & (g.revision == arm.revision)
     control_gens = after & (g.revision == arm.control)
     if control_history > 0:
         before = np.flatnonzero(~after & (g.revision == arm.control))
         history = before[np.argsort(g.time[before], kind="stable")][-control_history:]
         control_gens[history] = True
-    arm_values = generation_values(obs, g.id[arm_gens & ~g.failed], objective, corrections)
-    control_values = generation_values(obs, g.id[control_gens & ~g.failed], objective, corrections)
+    # With the history, only reviewers known at opening count (see the module's docstring).
+    known_only = control_history > 0
+    arm_values = generation_values(
+        obs, g.id[arm_gens & ~g.failed], objective, corrections, known_only=known_only
+    )
+    control_values = generation_values(
+        obs, g.id[control_gens & ~g.failed], objective, corrections, known_only=known_only
+    )
     return ArmData(
         arm_values=arm_values.values,
         control_values=control_values.values,
