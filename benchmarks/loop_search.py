@@ -16,6 +16,8 @@ Pure Python, no Django: drives `improvements.search.ImproverPolicy` the way the 
   default first) run trials of `--trial-reviews` reviews of one configuration each (spread over
   generations of 1-3 reviews, like the loop's); a trial's value is its mean overall rating; the
   baseline's "active" is the trial with the best mean so far. Default: never changes.
+- `--reviewers varied`: a panel whose reviewers also differ in leniency per dimension and in
+  how much of the 1-5 scale they use (`simulated_reviewers.py`), for the loop and baselines.
 - Reviews rate every dimension (a review of 5 dimensions is 5 ratings), as the product's review
   form asks. `--review-dims tests|objective` and `--trial-objective-only` measure what asking
   only the overall dimension would change (docs/improvement-loop.md, "What limits the
@@ -61,7 +63,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from benchmarks.simulated_reviewers import Simulator, make_simulator  # noqa: E402
+from benchmarks.simulated_reviewers import (  # noqa: E402
+    REVIEWER_STYLES,
+    Simulator,
+    make_simulator,
+)
 from improvements.search import (  # noqa: E402
     Arm,
     ExperimentState,
@@ -512,7 +518,8 @@ def _distributions(space: ParameterSpace) -> dict[str, Any]:
 def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
     space_name, family, seed, opts = args
     schema = load_schema(space_name)
-    sim = make_simulator(schema, family=family, seed=seed)
+    reviewers = opts.get("reviewers", "standard")
+    sim = make_simulator(schema, family=family, seed=seed, reviewers=reviewers)
     taste = sim.taste
     gap = taste.best_quality - taste.default_quality
     settings = Settings(seed=seed, **opts.get("settings", {}))
@@ -551,10 +558,12 @@ def run_seed(args: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
             key += "/objective"
         if opts.get("video_reviews"):
             key += f"/video{opts['video_reviews']}"
+        if reviewers != "standard":
+            key += f"/{reviewers}"
         cache = opts.get("cache")
         cached = _cache_read(cache).get(key) if cache else None
         if cached is None:
-            sim_b = make_simulator(schema, family=family, seed=seed)
+            sim_b = make_simulator(schema, family=family, seed=seed, reviewers=reviewers)
             q = run_trials(
                 sim_b,
                 opts["budget"],
@@ -815,6 +824,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a cohort of REVIEWERS new reviewers, LENIENCY points lenient on average, joins "
         "the loop's panel after RATINGS ratings (no baselines: they would need the same panel)",
     )
+    parser.add_argument(
+        "--reviewers",
+        choices=REVIEWER_STYLES,
+        default="standard",
+        help="the simulated panel: leniency and noise per reviewer, or `varied` (also a "
+        "leniency per dimension and how much of the scale each uses; simulated_reviewers.py)",
+    )
     parser.add_argument("--log", action="store_true", help="print every promotion")
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--baseline-cache", help="JSON file caching baseline results by seed")
@@ -835,6 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trial_objective_only": args.trial_objective_only,
         "climb": args.climb,
         "video_reviews": args.video_reviews,
+        "reviewers": args.reviewers,
         "cohort": (int(args.cohort[0]), int(args.cohort[1]), args.cohort[2])
         if args.cohort
         else None,

@@ -32,6 +32,11 @@ Reviewer j rates dimension d of generation g as
 `clip(round(q_d + v_g + b_j + m + e), 1, 5)`: `v_g` the video's own luck (prompt, seed), `b_j`
 the reviewer's leniency, `m` the reviewer's mood for that review (shared by its dimensions), `e`
 noise with the reviewer's own spread; a few reviewers rate at random.
+
+`reviewers="varied"` (`make_simulator`) is a panel the improver was not tuned on: each reviewer
+also has a leniency of their own per dimension and a *scale* (how much of the range they use:
+`3 + s_j * (q_d + v_g - 3)`, from 0.4 for one who rates almost everything 3 to 2 for one who
+uses the extremes; their noise grows with it), and an eighth of them rate at random.
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ PLAIN_NOTES = (
 )
 FAMILIES = ("bumps", "bandpass", "mlp", "sparse")
 LATENT_FLOOR = 0.5
+CENTRE = 3.0  # of the 1-5 scale: a reviewer's scale stretches ratings around it
+REVIEWER_STYLES = ("standard", "varied")
 FLOOR_SOFTNESS = 0.3
 
 
@@ -147,14 +154,34 @@ class Panel:
     mood_sd: float = 0.2
     video_sd: float = 0.25
     video_dim_sd: float = 0.15
+    # How much of the range each reviewer uses around the scale's centre (None: all 1), and a
+    # leniency of their own per dimension (None: all 0); the `varied` panel.
+    scale: NDArray[np.float64] | None = None
+    dim_leniency: NDArray[np.float64] | None = None
 
     @property
     def size(self) -> int:
         return self.leniency.size
 
+    def scale_of(self, reviewer: int) -> float:
+        return 1.0 if self.scale is None else float(self.scale[reviewer])
+
+    def stretched(self, reviewer: int, latent: Any) -> Any:
+        """What the reviewer makes of latent values, by how much of the range they use."""
+        if self.scale is None:
+            return latent
+        return CENTRE + self.scale[reviewer] * (latent - CENTRE)
+
+    def leniency_of(self, reviewer: int, n_dims: int) -> NDArray[np.float64]:
+        """The reviewer's leniency on each dimension."""
+        own = np.zeros(n_dims) if self.dim_leniency is None else self.dim_leniency[reviewer]
+        return self.leniency[reviewer] + own
+
     def joined(self, n: int, leniency: float, rng: np.random.Generator) -> Panel:
         """The panel after a cohort of `n` careful reviewers, of leniency about `leniency`,
         joins it (a panel that changes while the loop runs)."""
+        if self.scale is not None or self.dim_leniency is not None:
+            raise NotImplementedError("a cohort joins the standard panel only")
         return Panel(
             leniency=np.concatenate([self.leniency, rng.normal(leniency, 0.2, n)]),
             noise=np.concatenate([self.noise, rng.uniform(0.35, 0.9, n)]),
@@ -184,15 +211,20 @@ class Simulator:
         taste, panel = self.taste, self.panel
         latent = float(taste.latent(taste.space.to_unit(params)[None, :])[0, dimension])
         edges = np.array([1.5, 2.5, 3.5, 4.5])
+        n_dims = len(taste.dimensions)
         total = 0.0
         for j in range(panel.size):
             if panel.random_rater[j]:
                 total += 3.0
                 continue
+            scale = panel.scale_of(j)
             sd = math.sqrt(
-                panel.noise[j] ** 2 + panel.mood_sd**2 + panel.video_sd**2 + panel.video_dim_sd**2
+                panel.noise[j] ** 2
+                + panel.mood_sd**2
+                + scale**2 * (panel.video_sd**2 + panel.video_dim_sd**2)
             )
-            above = norm.sf((edges - latent - panel.leniency[j]) / sd)  # P(rating > edge)
+            mean = panel.stretched(j, latent) + panel.leniency_of(j, n_dims)[dimension]
+            above = norm.sf((edges - mean) / sd)  # P(rating > edge)
             total += 1.0 + above.sum()
         return total / panel.size
 
@@ -219,7 +251,10 @@ class Simulator:
         latent = taste.latent(units)[0] + luck
         mood = rng.normal(0, panel.mood_sd)
         raw = (
-            latent + panel.leniency[reviewer] + mood + rng.normal(0, panel.noise[reviewer], n_dims)
+            panel.stretched(reviewer, latent)
+            + panel.leniency_of(reviewer, n_dims)
+            + mood
+            + rng.normal(0, panel.noise[reviewer], n_dims)
         )
         ratings = np.clip(np.rint(raw), 1, 5).astype(np.int64)
         return SimReview(reviewer, ratings, tuple(self._issues(units, latent, reviewer)))
@@ -259,10 +294,14 @@ def make_simulator(
     dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
     n_reviewers: int = 25,
     random_rater_share: float = 0.08,
+    reviewers: str = "standard",
 ) -> Simulator:
-    """A seeded taste model of `family` over `schema`, rescaled, with its best config found."""
+    """A seeded taste model of `family` over `schema`, rescaled, with its best config found;
+    `reviewers`: the panel's style (`REVIEWER_STYLES`, see the module's docstring)."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}")
+    if reviewers not in REVIEWER_STYLES:
+        raise ValueError(f"reviewers must be one of {REVIEWER_STYLES}")
     space = ParameterSpace.from_schema(schema)
     rng = np.random.default_rng([seed, FAMILIES.index(family), 7919])
     dims = tuple(dimensions)
@@ -280,9 +319,24 @@ def make_simulator(
         random_rater=panel_rng.random(n_reviewers) < random_rater_share,
         report_propensity=panel_rng.uniform(0.5, 1.5, n_reviewers),
     )
+    if reviewers == "varied":
+        panel = _varied_panel(n_reviewers, len(dims), np.random.default_rng([seed, 15485863]))
     if not panel.random_rater.any() and random_rater_share > 0:
         panel.random_rater[0] = True
     return Simulator(taste, panel, np.random.default_rng([seed, 1299709, attempt]))
+
+
+def _varied_panel(n: int, n_dims: int, rng: np.random.Generator) -> Panel:
+    """Reviewers who differ in more ways than leniency and noise (see the module's docstring)."""
+    scale = np.clip(rng.lognormal(0.0, 0.35, n), 0.4, 2.0)
+    return Panel(
+        leniency=rng.normal(0, 0.4, n),
+        noise=rng.uniform(0.35, 0.9, n) * np.sqrt(scale),
+        random_rater=rng.random(n) < 0.12,
+        report_propensity=rng.uniform(0.5, 1.5, n),
+        scale=scale,
+        dim_leniency=rng.normal(0, 0.25, (n, n_dims)),
+    )
 
 
 def _cost_model(space: ParameterSpace, rng: np.random.Generator) -> tuple[Callable, Callable]:

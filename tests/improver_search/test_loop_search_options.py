@@ -1,6 +1,7 @@
 """The policy benchmark's options: reviews that rate only the objective (the overall
 dimension), and the model's own optimum as a diagnostic."""
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -13,6 +14,7 @@ from benchmarks.loop_search import (
     asked_only,
     load_schema,
     run_loop,
+    run_seed,
     run_trials,
 )
 from benchmarks.simulated_reviewers import make_simulator
@@ -175,3 +177,14 @@ def test_a_cohort_of_lenient_reviewers_joins_the_loops_panel_once_its_ratings_ar
     np.testing.assert_array_equal(sim.panel.leniency[: before.size], before)
     assert sim.panel.leniency[before.size :].mean() == pytest.approx(0.5, abs=0.2)
     assert not sim.panel.random_rater[before.size :].any()
+
+
+def test_a_varied_panels_baselines_are_cached_apart_from_the_standard_panels(tmp_path):
+    cache = tmp_path / "baselines.json"
+    opts = {"budget": 150, "step_every": 50, "trial_reviews": 2, "baselines": ["random"]}
+
+    for reviewers in ("standard", "varied"):
+        run_seed(("diffusers", "bumps", 0, {**opts, "cache": str(cache), "reviewers": reviewers}))
+
+    keys = sorted(json.loads(cache.read_text()))
+    assert keys == ["diffusers/bumps/0/random/150/2", "diffusers/bumps/0/random/150/2/varied"]

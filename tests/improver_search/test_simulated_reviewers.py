@@ -93,3 +93,50 @@ def test_expected_rating_matches_simulated_ratings():
         _, _, luck = sim.generate(params)
         values.append(sim.review(params, luck, int(rng.integers(sim.panel.size))).ratings[overall])
     assert np.mean(values) == pytest.approx(sim.expected_rating(params, overall), abs=0.06)
+
+
+def test_expected_rating_matches_simulated_ratings_of_the_varied_panel():
+    sim = make_simulator(SCHEMA, family="bumps", seed=5, reviewers="varied")
+    params = sim.taste.best_params()
+    values = []
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        _, _, luck = sim.generate(params)
+        values.append(sim.review(params, luck, int(rng.integers(sim.panel.size))).ratings)
+    values = np.array(values)
+    for d in range(len(sim.taste.dimensions)):
+        assert values[:, d].mean() == pytest.approx(sim.expected_rating(params, d), abs=0.06)
+
+
+def test_in_the_varied_panel_a_reviewer_who_uses_more_of_the_scale_rates_further_apart():
+    sim = make_simulator(SCHEMA, family="mlp", seed=2, reviewers="varied")
+    careful = np.flatnonzero(~sim.panel.random_rater)
+    narrow, wide = (
+        careful[np.argmin(sim.panel.scale[careful])],
+        careful[np.argmax(sim.panel.scale[careful])],
+    )
+    assert sim.panel.scale[wide] > 1.3 * sim.panel.scale[narrow]
+    good, bad = sim.taste.best_params(), sim.taste.space.default()
+    overall = sim.taste.overall_index
+    spread = {}
+    for j in (narrow, wide):
+        rated = {}
+        for name, params in (("good", good), ("bad", bad)):
+            luck = np.zeros(len(sim.taste.dimensions))
+            rated[name] = np.mean(
+                [sim.review(params, luck, j).ratings[overall] for _ in range(400)]
+            )
+        spread[j] = rated["good"] - rated["bad"]
+    assert spread[wide] > spread[narrow] > 0
+
+
+def test_the_standard_panel_is_the_same_whether_or_not_varied_panels_exist():
+    a = make_simulator(SCHEMA, family="bumps", seed=7)
+    b = make_simulator(SCHEMA, family="bumps", seed=7, reviewers="standard")
+    assert a.panel.scale is None and a.panel.dim_leniency is None
+    assert np.array_equal(a.panel.leniency, b.panel.leniency)
+    varied = make_simulator(SCHEMA, family="bumps", seed=7, reviewers="varied")
+    assert varied.taste.best_quality == a.taste.best_quality
+    assert varied.panel.dim_leniency.shape == (varied.panel.size, len(a.taste.dimensions))
+    with pytest.raises(ValueError, match="reviewers"):
+        make_simulator(SCHEMA, family="bumps", seed=7, reviewers="grumpy")
