@@ -837,6 +837,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cohort and args.baselines:
         parser.error("--cohort changes only the loop's panel: add --baselines with no names")
+    if args.cohort and args.reviewers != "standard":
+        parser.error("--cohort joins the standard panel only: drop --reviewers")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     opts = {

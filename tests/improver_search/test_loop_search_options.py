@@ -17,6 +17,7 @@ from benchmarks.loop_search import (
     run_seed,
     run_trials,
 )
+from benchmarks.loop_search import main as loop_search_main
 from benchmarks.simulated_reviewers import make_simulator
 from improvements.search import (
     Arm,
@@ -188,3 +189,11 @@ def test_a_varied_panels_baselines_are_cached_apart_from_the_standard_panels(tmp
 
     keys = sorted(json.loads(cache.read_text()))
     assert keys == ["diffusers/bumps/0/random/150/2", "diffusers/bumps/0/random/150/2/varied"]
+
+
+def test_a_cohort_joining_a_varied_panel_is_refused_before_any_run(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        loop_search_main(["--reviewers", "varied", "--cohort", "100", "5", "0.5", "--baselines"])
+
+    assert exit_.value.code == 2
+    assert "--cohort joins the standard panel only" in capsys.readouterr().err
