@@ -488,3 +488,39 @@ def test_the_reported_favourite_is_one_the_generation_time_guardrail_lets_open(s
     assert guarded.favourite is not None and lifted.favourite is not None
     assert guarded.favourite["sharpness"] <= 0.35
     assert lifted.favourite["sharpness"] > 0.45
+
+
+def _quick_futility_step(space, gain: float, level: float):
+    """A challenger of revision 0 whose true gain is `gain`, 12 generations into its test, and
+    one policy step in which neither the model nor a new candidate may drop it."""
+    fb = _feedback(space, seed=0)
+    default = fb.revisions[0]
+    fb.add_revision(300, space.complete({**default, "crf": 24}), taste(default) + gain)
+    arm = Arm(revision=300, role="challenger", control=0, opened=fb.clock, alpha=0.05)
+    for _ in range(12):
+        fb.generate(300)
+        fb.generate(0)
+    chosen = _settings(
+        verify_reviews=100,
+        drop_probability=0.0,
+        supersede_probability=1.0,
+        preempt_sooner=False,
+        quick_futility_level=level,
+    )
+    plan = ImproverPolicy(space, chosen).step(
+        fb.observations(), ExperimentState(active=0, arms=[arm])
+    )
+    return next(d for d in plan.decisions if d.revision == 300)
+
+
+def test_a_test_whose_measured_gain_falls_short_of_a_worthwhile_one_is_dropped_as_futile(space):
+    worse = _quick_futility_step(space, -0.3, Settings.quick_futility_level)
+    assert (worse.action, worse.outcome) == ("drop", "futile")
+    assert "is unlikely" in worse.reason and "upper bound" in worse.reason
+    # The always-valid bound alone has not ruled it out yet: only the quick bound drops it.
+    off = _quick_futility_step(space, -0.3, 1.0)
+    assert off.action == "continue"
+    # A real gain well above the worthwhile one is not dropped by it.
+    better = _quick_futility_step(space, 0.8, Settings.quick_futility_level)
+    assert better.action in ("continue", "promote")
+    assert "is unlikely" not in better.reason
