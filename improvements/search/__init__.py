@@ -65,8 +65,10 @@ Design
 - `arm_data` + `sequential_test`: challengers are tested against the concurrent control on
   per-generation objective values with frozen reviewer offsets, by a one-sided normal-mixture
   confidence sequence; alpha is split (Bonferroni) over the challengers running at once;
-  futility bound, model-based drop (also when a screened revision or the sure favourite is
-  clearly better) and the guardrails of `improvements.stats` end the others.
+  the always-valid futility bound, a quick one-sided bound on the test's own data (a worthwhile
+  gain unlikely at `quick_futility_level`), model-based drop (also when a screened revision or
+  the sure favourite is clearly better) and the guardrails of `improvements.stats` end the
+  others.
 - `allocation`: Dunnett control share, top-two Thompson among challengers, explorers share the
   rest. Explorers are cheap arms that feed the model and end after a few reviews.
 """

@@ -78,7 +78,10 @@ class Settings:
     idle_control_share: float = 0.15
     open_probability: float = 0.8  # P(gain > min_effect) the model needs to open a challenger
     drop_probability: float = 0.1  # drop once the model's P(gain > worthwhile) falls below
-    quick_futility_level: float = 0.9  # one-sided level of the test-data futility bound
+    # One-sided level of the quick futility bound on the test's own data: drop a challenger once
+    # its measured gain plus this quantile's standard errors is below the worthwhile gain (0.8:
+    # 0.84 se; 1: off). Dropping never promotes, so it leaves the false-promotion rate alone.
+    quick_futility_level: float = 0.8
     supersede_probability: float = 0.9  # drop it when a new candidate is better with this P
     # Also drop a running challenger when the best candidate, predicted at least as good (its
     # fresh prediction shrunk by `explorer_shrinkage`), would be confirmed sooner: its whole
