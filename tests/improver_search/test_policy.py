@@ -78,10 +78,11 @@ def _settings(**kw) -> Settings:
 
 
 def _challenger_running(
-    fb: FeedbackBuilder, revision: int, params: dict, generations: int
+    fb: FeedbackBuilder, revision: int, params: dict, generations: int, mean: float | None = None
 ) -> ExperimentState:
-    """`params` opened as a challenger of revision 0, then `generations` of each."""
-    fb.add_revision(revision, params, taste(params))
+    """`params` opened as a challenger of revision 0, then `generations` of each; its true mean
+    rating is `mean`, else the taste's."""
+    fb.add_revision(revision, params, taste(params) if mean is None else mean)
     arm = Arm(revision=revision, role="challenger", control=0, opened=fb.clock, alpha=0.05)
     for _ in range(generations):
         fb.generate(revision)
@@ -495,11 +496,8 @@ def _quick_futility_step(space, gain: float, level: float):
     one policy step in which neither the model nor a new candidate may drop it."""
     fb = _feedback(space, seed=0)
     default = fb.revisions[0]
-    fb.add_revision(300, space.complete({**default, "crf": 24}), taste(default) + gain)
-    arm = Arm(revision=300, role="challenger", control=0, opened=fb.clock, alpha=0.05)
-    for _ in range(12):
-        fb.generate(300)
-        fb.generate(0)
+    params = space.complete({**default, "crf": 24})
+    state = _challenger_running(fb, 300, params, generations=12, mean=taste(default) + gain)
     chosen = _settings(
         verify_reviews=100,
         drop_probability=0.0,
@@ -507,9 +505,7 @@ def _quick_futility_step(space, gain: float, level: float):
         preempt_sooner=False,
         quick_futility_level=level,
     )
-    plan = ImproverPolicy(space, chosen).step(
-        fb.observations(), ExperimentState(active=0, arms=[arm])
-    )
+    plan = ImproverPolicy(space, chosen).step(fb.observations(), state)
     return next(d for d in plan.decisions if d.revision == 300)
 
 
